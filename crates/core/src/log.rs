@@ -1,0 +1,111 @@
+//! The [`Log`] trait: durable, ordered history, and the source of every live
+//! event (a log hands each committed batch to the [`Fanout`], in order).
+//!
+//! Implementations: [`MemoryLog`] here (tests, and a model for the others),
+//! the embedded durable log in `herald-store`, broker logs in `herald-broker`.
+
+mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use memory::MemoryLog;
+
+use crate::event::{Draft, Event};
+use crate::topic::Topic;
+
+/// A boxed, sendable future (the trait is used as `Arc<dyn Log>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How much history a log keeps. Every bound applies; an event leaves a topic's
+/// history when any of them says so. Defaults are bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Most events kept per topic (`0` = no per-topic bound).
+    pub max_events_per_topic: u64,
+    /// Most bytes of events kept in all (approximate, see [`Event::stored_size`]).
+    pub max_bytes: u64,
+    /// Oldest event kept, by the time it was accepted (`None` = no age bound).
+    pub max_age: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_events_per_topic: 10_000,
+            max_bytes: 1 << 30,
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+/// Why an append failed. Nothing of the batch was stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// A publisher-supplied id is already taken by a retained event (or twice in one batch).
+    #[error("id {0:?} is already used by another event; ids must be unique")]
+    DuplicateId(String),
+    /// The log cannot store right now (disk error, store closed, broker down).
+    #[error("history store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// Events after the requested position on one of the topics were already
+    /// removed by retention: a replay from there would have a gap.
+    #[error("history after that position has expired (kept from {oldest_kept} on)")]
+    Expired {
+        /// The lowest position from which a replay is complete.
+        oldest_kept: u64,
+    },
+    /// The log cannot be read right now.
+    #[error("history store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Durable, ordered history. All methods are cancel-safe in the sense that a
+/// dropped future leaves the log consistent; a dropped `append` may or may not
+/// have stored its batch.
+pub trait Log: Send + Sync + 'static {
+    /// The log's epoch: chosen at creation, part of every hub-generated id.
+    fn epoch(&self) -> u64;
+
+    /// The highest committed `seq` (0 when empty). Every event up to it has been
+    /// handed to the fan-out or is being handed to it right now.
+    fn last_seq(&self) -> u64;
+
+    /// Appends `batch` atomically and in order, durably, then hands the
+    /// committed events to the fan-out (in `seq` order, across all appenders),
+    /// then returns them.
+    fn append(
+        &self,
+        batch: Vec<Draft>,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, AppendError>>;
+
+    /// Up to `limit` retained events with `seq > after` published to any of
+    /// `topics`, in `seq` order, each once. Fails with [`ReadError::Expired`]
+    /// when retention removed events after `after` on one of the topics.
+    fn read(
+        &self,
+        topics: Vec<Topic>,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, ReadError>>;
+
+    /// The `seq` of the retained event with this publisher-supplied id.
+    fn lookup_id(&self, id: String) -> BoxFuture<'_, Result<Option<u64>, ReadError>>;
+
+    /// Flushes and stops the log; later appends fail with `Unavailable`.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// The lowest `after` from which a replay of `topic` is complete, given the
+/// log-wide and per-topic trim marks (highest `seq` removed).
+pub fn replay_floor(global_mark: u64, topic_mark: u64) -> u64 {
+    global_mark.max(topic_mark)
+}
