@@ -1,1 +1,225 @@
-//! placeholder
+//! Rust client for Herald.
+//!
+//! # Layout
+//!
+//! - [`Client`]: a hub's base URL and a pooled HTTP client.
+//! - [`Client::publish`]: one event, answered with its id once durable.
+//! - [`Client::subscribe`] → [`EventStream`]: Server-Sent Events with automatic
+//!   reconnection (exponential back-off with full jitter) and resumption from
+//!   the last id received, so a dropped connection or a hub restart loses
+//!   nothing. A broken continuity arrives as an event of type `herald-reset`.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use eventsource_stream::Eventsource;
+use rand::Rng;
+
+/// What went wrong talking to the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The hub URL is not a valid http(s) URL.
+    #[error("invalid hub URL {0:?}: {1}")]
+    BadUrl(String, String),
+    /// The request could not be sent or the response not read.
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The hub refused the request.
+    #[error("hub answered {status}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The hub's `error` code.
+        code: String,
+        /// The hub's message.
+        message: String,
+    },
+    /// The hub answered something unexpected.
+    #[error("unexpected answer from the hub: {0}")]
+    Protocol(String),
+}
+
+/// Options of a publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// Event type.
+    pub kind: Option<String>,
+    /// Publisher-supplied id.
+    pub id: Option<String>,
+    /// Reconnection hint in milliseconds.
+    pub retry: Option<u32>,
+}
+
+/// One event received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The event's id (the resume position).
+    pub id: String,
+    /// The event type (`message` when none was set).
+    pub kind: String,
+    /// The data.
+    pub data: String,
+}
+
+/// A hub.
+#[derive(Clone)]
+pub struct Client {
+    base: reqwest::Url,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the hub at `base` (for example `http://127.0.0.1:8080`).
+    pub fn new(base: &str) -> Result<Client, ClientError> {
+        let url = reqwest::Url::parse(base).map_err(|e| ClientError::BadUrl(base.into(), e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ClientError::BadUrl(base.into(), "use http:// or https://".into()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Client { base: url, http })
+    }
+
+    fn url(&self, path: &str) -> reqwest::Url {
+        let mut u = self.base.clone();
+        let prefix = u.path().trim_end_matches('/').to_string();
+        u.set_path(&format!("{prefix}{path}"));
+        u
+    }
+
+    /// Publishes `data` to `topic`; returns the event's id once the hub has stored it.
+    pub async fn publish(&self, topic: &str, data: &str, opts: &PublishOptions) -> Result<String, ClientError> {
+        let mut url = self.url("/publish");
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("topic", topic);
+            if let Some(k) = &opts.kind {
+                q.append_pair("type", k);
+            }
+            if let Some(i) = &opts.id {
+                q.append_pair("id", i);
+            }
+            if let Some(r) = opts.retry {
+                q.append_pair("retry", &r.to_string());
+            }
+        }
+        let resp = self.http.post(url).body(data.to_string()).send().await?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await?;
+        if !status.is_success() {
+            return Err(refused(status.as_u16(), &body));
+        }
+        body.get("id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Protocol(format!("no id in {body}")))
+    }
+
+    /// Subscribes to `topics` over SSE, resuming after `last_event_id` if given.
+    pub fn subscribe(&self, topics: &[String], last_event_id: Option<String>) -> EventStream {
+        let mut url = self.url("/sse");
+        {
+            let mut q = url.query_pairs_mut();
+            for t in topics {
+                q.append_pair("topic", t);
+            }
+        }
+        EventStream {
+            client: self.clone(),
+            url,
+            last_event_id,
+            stream: None,
+            failures: 0,
+        }
+    }
+}
+
+fn refused(status: u16, body: &serde_json::Value) -> ClientError {
+    let field = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    ClientError::Refused {
+        status,
+        code: field("error"),
+        message: field("message"),
+    }
+}
+
+type SseStream = BoxStream<'static, Result<eventsource_stream::Event, String>>;
+
+/// Events of one subscription, across reconnections.
+pub struct EventStream {
+    client: Client,
+    url: reqwest::Url,
+    /// The resume position: the id of the last event received.
+    last_event_id: Option<String>,
+    stream: Option<SseStream>,
+    /// Consecutive failed connection attempts (drives the back-off).
+    failures: u32,
+}
+
+impl EventStream {
+    /// The id of the last event received (where a new subscription would resume).
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
+    }
+
+    /// The next event. Reconnects and resumes by itself after a drop; returns
+    /// an error only when the hub refuses the subscription (4xx).
+    pub async fn next(&mut self) -> Result<Event, ClientError> {
+        loop {
+            let Some(stream) = self.stream.as_mut() else {
+                self.connect().await?;
+                continue;
+            };
+            match stream.next().await {
+                Some(Ok(ev)) => {
+                    self.failures = 0;
+                    if !ev.id.is_empty() {
+                        self.last_event_id = Some(ev.id.clone());
+                    }
+                    return Ok(Event {
+                        id: ev.id,
+                        kind: if ev.event.is_empty() { "message".into() } else { ev.event },
+                        data: ev.data,
+                    });
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = e, "stream failed; reconnecting");
+                    self.stream = None;
+                }
+                None => self.stream = None,
+            }
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(), ClientError> {
+        loop {
+            if self.failures > 0 {
+                // Exponential back-off with full jitter, capped at 30 s.
+                let cap = 250u64.saturating_mul(1 << self.failures.min(7)).min(30_000);
+                let wait = rand::rng().random_range(0..=cap);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            let mut req = self.client.http.get(self.url.clone()).header("Accept", "text/event-stream");
+            if let Some(id) = &self.last_event_id {
+                req = req.header("Last-Event-ID", id);
+            }
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    let s = resp.bytes_stream().eventsource().map(|r| r.map_err(|e| e.to_string()));
+                    self.stream = Some(s.boxed());
+                    return Ok(());
+                }
+                Ok(resp) if resp.status().is_client_error() => {
+                    let status = resp.status().as_u16();
+                    let body = resp.json().await.unwrap_or_default();
+                    return Err(refused(status, &body));
+                }
+                Ok(resp) => tracing::debug!(status = resp.status().as_u16(), "hub unavailable; retrying"),
+                Err(e) => tracing::debug!(error = %e, "connect failed; retrying"),
+            }
+            self.failures = self.failures.saturating_add(1);
+        }
+    }
+}

@@ -1,1 +1,39 @@
-//! placeholder
+//! Herald's HTTP server.
+//!
+//! # Layout
+//!
+//! - [`listener`]: the accept loop. Each connection's request head is read into a
+//!   small buffer ([`head`]) and routed: long-lived streams (`GET /sse`) take the
+//!   lean path, everything else is handed to hyper with the bytes already read
+//!   replayed in front of the socket ([`prefixed`]).
+//! - [`routes`]: hyper's request/response routes (publishing, health, 404s).
+//! - [`publish`]: turns native publish requests (raw body or JSON) into drafts.
+//! - [`transports`]: one module per push technique; each offers the same verbs
+//!   (`accept` a request into a subscription, `deliver` events, `close`).
+//! - [`query`]: query-string parsing shared by every route.
+//! - [`rejection`]: every error becomes an HTTP response here, in one place.
+//! - [`ticker`]: the shared heartbeat clock (no timer per connection).
+//! - [`options`]: what the server needs to know, already validated.
+//!
+//! Data flow: socket → [`head`] → route → [`herald_core::Hub`] → transport writer → socket.
+
+pub mod head;
+pub mod listener;
+pub mod options;
+pub mod prefixed;
+pub mod publish;
+pub mod query;
+pub mod rejection;
+pub mod routes;
+pub mod ticker;
+pub mod transports;
+
+pub use listener::{Server, serve};
+pub use options::ServerOptions;
+
+/// Milliseconds since the Unix epoch, the time stamped on accepted events.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,129 @@
+//! `herald serve`: validate config, open the store, serve until a signal,
+//! drain with a deadline, flush the store, exit.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use herald_core::{Fanout, Hub, Log};
+use herald_server::Server;
+use herald_store::RedbLog;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, Overrides};
+
+/// Exit code when the store cannot be opened (sysexits EX_IOERR).
+const EX_IOERR: u8 = 74;
+
+/// Arguments of `herald serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// TOML configuration file (see herald.example.toml); flags and HERALD_* variables override it.
+    #[arg(long, env = "HERALD_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+/// Runs `herald serve`.
+pub fn run(args: Args) -> ExitCode {
+    let config = match config::load(args.config.as_deref(), args.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("herald: bad configuration: {e}");
+            return ExitCode::from(crate::EX_USAGE);
+        }
+    };
+    init_tracing(config.json_logs);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("herald: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(serve(config))
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let fanout = Arc::new(Fanout::new(config.ring_capacity));
+    let log = match RedbLog::open(&config.data_dir, config.store.clone(), fanout.clone()) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("herald: cannot open the store: {e}");
+            return ExitCode::from(EX_IOERR);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("herald: cannot listen on {}: {e}", config.listen);
+            log.close().await;
+            return ExitCode::from(EX_IOERR);
+        }
+    };
+    let hub = Hub::new(log.clone(), fanout.clone(), config.limits.clone());
+    let shutdown = CancellationToken::new();
+    let server = Server::new(listener, hub, config.server.clone(), shutdown.clone());
+    let addr = match server.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("herald: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if config.server.dev {
+        tracing::warn!("DEVELOPMENT MODE: anyone can publish and subscribe to every topic. Never run --dev in production.");
+    }
+    let head = log.last_seq();
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), epoch = format!("{:x}", log.epoch()), last_seq = head, "herald started");
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "herald: listening on http://{addr}");
+        let _ = out.flush();
+    }
+    tokio::spawn(watch_signals(shutdown));
+    let drained = server.run().await;
+    if !drained {
+        tracing::warn!("shutdown deadline passed with connections still open; closing them");
+    }
+    fanout.close();
+    log.close().await;
+    tracing::info!("herald stopped");
+    ExitCode::SUCCESS
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM; a second signal exits at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::info!("signal received: shutting down (send it again to exit at once)");
+        shutdown.cancel();
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::warn!("second signal: exiting without draining");
+    std::process::exit(1);
+}

@@ -1,0 +1,241 @@
+//! Configuration of `herald serve`, layered: defaults < TOML file (`--config`)
+//! < `HERALD_*` environment variables < flags. Validated once, at start.
+//!
+//! Every setting is declared once, in the [`settings!`] table below, which
+//! generates the TOML schema ([`Settings`]), the flags and their environment
+//! variables ([`Overrides`]), and the layering.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use herald_core::{Limits, Retention};
+use herald_server::ServerOptions;
+use herald_store::StoreOptions;
+
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, $env:literal $(, $extra:meta)*; )*) => {
+        /// Every setting of `herald serve`, as written in the TOML file.
+        #[derive(Debug, Clone, serde::Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Settings {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Settings { $( $name: $default, )* }
+            }
+        }
+
+        /// Settings given as flags or `HERALD_*` environment variables.
+        #[derive(Debug, Clone, Default, clap::Args)]
+        pub struct Overrides {
+            $( $(#[doc = $doc])* #[arg(long, env = $env $(, $extra)*)] pub $name: Option<$ty>, )*
+        }
+
+        impl Settings {
+            fn apply(&mut self, o: Overrides) {
+                $( if let Some(v) = o.$name { self.$name = v; } )*
+            }
+        }
+    };
+}
+
+settings! {
+    /// Address to listen on (IP:PORT; port 0 picks a free one).
+    listen: String = "127.0.0.1:8080".into(), "HERALD_LISTEN";
+    /// Directory of the embedded durable store.
+    data_dir: PathBuf = PathBuf::from("herald-data"), "HERALD_DATA_DIR";
+    /// Development mode: anyone may publish and subscribe (never in production).
+    dev: bool = false, "HERALD_DEV", num_args = 0..=1, default_missing_value = "true";
+    /// Seconds between heartbeat comments on idle streams.
+    heartbeat_secs: u64 = 15, "HERALD_HEARTBEAT_SECS";
+    /// Reconnection delay sent to SSE clients, in ms (jittered ±20%).
+    sse_retry_ms: u32 = 3000, "HERALD_SSE_RETRY_MS";
+    /// Largest request body, in bytes.
+    max_body_bytes: usize = 1024 * 1024 + 64 * 1024, "HERALD_MAX_BODY_BYTES";
+    /// Largest request head, in bytes.
+    max_header_bytes: usize = 8192, "HERALD_MAX_HEADER_BYTES";
+    /// Seconds a client may take to send its request head.
+    header_timeout_secs: u64 = 10, "HERALD_HEADER_TIMEOUT_SECS";
+    /// Seconds a stream may wait on a client that does not read before disconnecting it.
+    write_timeout_secs: u64 = 30, "HERALD_WRITE_TIMEOUT_SECS";
+    /// Seconds allowed for draining connections at shutdown.
+    shutdown_grace_secs: u64 = 10, "HERALD_SHUTDOWN_GRACE_SECS";
+    /// Longest topic name, in bytes.
+    max_topic_len: usize = 1024, "HERALD_MAX_TOPIC_LEN";
+    /// Most topics per event or per subscription.
+    max_topics: usize = 64, "HERALD_MAX_TOPICS";
+    /// Largest event payload, in bytes.
+    max_data_bytes: usize = 1024 * 1024, "HERALD_MAX_DATA_BYTES";
+    /// Longest publisher-supplied id, in bytes.
+    max_id_len: usize = 256, "HERALD_MAX_ID_LEN";
+    /// Longest event type, in bytes.
+    max_type_len: usize = 128, "HERALD_MAX_TYPE_LEN";
+    /// Most events per publish batch.
+    max_batch: usize = 1000, "HERALD_MAX_BATCH";
+    /// History kept per topic, in events (0 = no per-topic bound).
+    retention_events_per_topic: u64 = 10_000, "HERALD_RETENTION_EVENTS_PER_TOPIC";
+    /// History kept in all, in bytes.
+    retention_max_bytes: u64 = 1 << 30, "HERALD_RETENTION_MAX_BYTES";
+    /// History kept, in seconds of age (0 = no age bound).
+    retention_max_age_secs: u64 = 7 * 24 * 3600, "HERALD_RETENTION_MAX_AGE_SECS";
+    /// Events a subscriber may fall behind live delivery before it catches up from the store.
+    ring_capacity: usize = 512, "HERALD_RING_CAPACITY";
+    /// Log format: text or json.
+    log_format: String = "text".into(), "HERALD_LOG_FORMAT";
+}
+
+/// A setting that cannot work, with what to change.
+#[derive(Debug)]
+pub struct BadConfig(pub String);
+
+impl std::error::Error for BadConfig {}
+
+impl std::fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// HTTP server options.
+    pub server: ServerOptions,
+    /// Limits on events and subscriptions.
+    pub limits: Limits,
+    /// Store options (retention).
+    pub store: StoreOptions,
+    /// Ring slots per topic.
+    pub ring_capacity: usize,
+    /// JSON logs.
+    pub json_logs: bool,
+}
+
+/// Layers the file (if any) and the overrides over the defaults, then validates.
+pub fn load(file: Option<&std::path::Path>, overrides: Overrides) -> Result<Config, BadConfig> {
+    let mut s = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| BadConfig(format!("cannot read config file {}: {e}", path.display())))?;
+            toml::from_str::<Settings>(&text)
+                .map_err(|e| BadConfig(format!("config file {}: {e}", path.display())))?
+        }
+        None => Settings::default(),
+    };
+    s.apply(overrides);
+    validate(s)
+}
+
+fn validate(s: Settings) -> Result<Config, BadConfig> {
+    let listen: SocketAddr = s.listen.parse().map_err(|_| {
+        BadConfig(format!("listen = {:?} is not an IP:PORT address (for example 127.0.0.1:8080)", s.listen))
+    })?;
+    let positive = [
+        ("heartbeat_secs", s.heartbeat_secs as usize),
+        ("header_timeout_secs", s.header_timeout_secs as usize),
+        ("write_timeout_secs", s.write_timeout_secs as usize),
+        ("max_topic_len", s.max_topic_len),
+        ("max_topics", s.max_topics),
+        ("max_id_len", s.max_id_len),
+        ("max_type_len", s.max_type_len),
+        ("max_batch", s.max_batch),
+        ("ring_capacity", s.ring_capacity),
+        ("max_body_bytes", s.max_body_bytes),
+    ];
+    if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+        return Err(BadConfig(format!("{name} must be greater than 0")));
+    }
+    if s.max_header_bytes < 1024 {
+        return Err(BadConfig("max_header_bytes must be at least 1024".into()));
+    }
+    if s.ring_capacity > 1 << 20 {
+        return Err(BadConfig("ring_capacity must be at most 1048576".into()));
+    }
+    if s.max_data_bytes > s.max_body_bytes {
+        return Err(BadConfig(format!(
+            "max_data_bytes ({}) must not exceed max_body_bytes ({})",
+            s.max_data_bytes, s.max_body_bytes
+        )));
+    }
+    if s.retention_max_bytes == 0 {
+        return Err(BadConfig("retention_max_bytes must be greater than 0".into()));
+    }
+    let json_logs = match s.log_format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => return Err(BadConfig(format!("log_format = {other:?}: use \"text\" or \"json\""))),
+    };
+    let retention = Retention {
+        max_events_per_topic: s.retention_events_per_topic,
+        max_bytes: s.retention_max_bytes,
+        max_age: (s.retention_max_age_secs > 0).then(|| Duration::from_secs(s.retention_max_age_secs)),
+    };
+    Ok(Config {
+        listen,
+        data_dir: s.data_dir,
+        server: ServerOptions {
+            dev: s.dev,
+            heartbeat: Duration::from_secs(s.heartbeat_secs),
+            sse_retry_ms: s.sse_retry_ms,
+            max_header_bytes: s.max_header_bytes,
+            header_timeout: Duration::from_secs(s.header_timeout_secs),
+            max_body_bytes: s.max_body_bytes,
+            write_timeout: Duration::from_secs(s.write_timeout_secs),
+            shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+        },
+        limits: Limits {
+            max_topic_len: s.max_topic_len,
+            max_topics: s.max_topics,
+            max_data_len: s.max_data_bytes,
+            max_id_len: s.max_id_len,
+            max_type_len: s.max_type_len,
+            max_batch: s.max_batch,
+        },
+        store: StoreOptions {
+            retention,
+            ..StoreOptions::default()
+        },
+        ring_capacity: s.ring_capacity,
+        json_logs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_then_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nheartbeat_secs = 5\nmax_topics = 7\n").unwrap();
+        let o = Overrides {
+            heartbeat_secs: Some(2),
+            ..Overrides::default()
+        };
+        let c = load(Some(&path), o).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.server.heartbeat, Duration::from_secs(2));
+        assert_eq!(c.limits.max_topics, 7);
+        assert_eq!(c.ring_capacity, 512);
+    }
+
+    #[test]
+    fn rejects_bad_values_with_the_setting_named() {
+        let bad = |o: Overrides| load(None, o).unwrap_err().0;
+        assert!(bad(Overrides { listen: Some("nope".into()), ..Default::default() }).contains("listen"));
+        assert!(bad(Overrides { max_topics: Some(0), ..Default::default() }).contains("max_topics"));
+        assert!(bad(Overrides { log_format: Some("xml".into()), ..Default::default() }).contains("log_format"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.toml");
+        std::fs::write(&path, "no_such_setting = 1\n").unwrap();
+        assert!(load(Some(&path), Overrides::default()).unwrap_err().0.contains("no_such_setting"));
+    }
+}

@@ -1,0 +1,193 @@
+//! The accept loop, per-connection dispatch, and graceful shutdown.
+//!
+//! Shutdown (STYLE.md 9): when the token fires the loop stops accepting, every
+//! stream ends after a complete block (clients reconnect and resume), hyper
+//! connections finish their in-flight requests, and [`Server::run`] waits for
+//! all of it up to the grace deadline.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use herald_core::Hub;
+
+use crate::head::{self, HeadError, Route};
+use crate::options::ServerOptions;
+use crate::prefixed::Prefixed;
+use crate::rejection::Rejection;
+use crate::transports::sse::{self, End};
+use crate::{routes, ticker};
+
+/// State shared by every connection.
+pub struct Shared {
+    /// The hub every route publishes to and subscribes from.
+    pub hub: Hub,
+    /// Validated options.
+    pub opts: ServerOptions,
+    /// Fires at shutdown; every endless loop watches it.
+    pub shutdown: CancellationToken,
+    /// The shared heartbeat clock.
+    pub ticks: watch::Receiver<u64>,
+    /// Connection and stream counters.
+    pub stats: Stats,
+}
+
+/// Counters the server keeps (exported as metrics by a later layer).
+#[derive(Default)]
+pub struct Stats {
+    /// Streams currently open.
+    pub open_streams: AtomicI64,
+    /// Streams ended because the client did not read (slow subscribers).
+    pub stalled_streams: AtomicU64,
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+}
+
+/// Counts a stream as open until dropped.
+pub struct OpenStream(Arc<Shared>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.stats.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Stats {
+    /// Records why a stream ended (slow subscribers are logged and counted).
+    pub fn stream_ended(&self, end: &End) {
+        if let End::Stalled = end {
+            self.stalled_streams.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("slow subscriber disconnected: it did not read within the write timeout");
+        }
+    }
+}
+
+impl Shared {
+    /// Counts a stream as open for as long as the guard lives.
+    pub fn stream_guard(self: &Arc<Self>) -> OpenStream {
+        self.stats.open_streams.fetch_add(1, Ordering::Relaxed);
+        OpenStream(self.clone())
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds nothing itself: takes a bound listener (tests bind port 0).
+    pub fn new(listener: TcpListener, hub: Hub, opts: ServerOptions, shutdown: CancellationToken) -> Server {
+        let ticks = ticker::start(opts.heartbeat, shutdown.clone());
+        let shared = Arc::new(Shared {
+            hub,
+            opts,
+            shutdown,
+            ticks,
+            stats: Stats::default(),
+        });
+        Server { listener, shared }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (for counters).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Accepts until shutdown, then drains within the grace period. Returns
+    /// `false` if connections were still open at the deadline.
+    pub async fn run(self) -> bool {
+        let tracker = TaskTracker::new();
+        loop {
+            tokio::select! {
+                _ = self.shared.shutdown.cancelled() => break,
+                r = self.listener.accept() => match r {
+                    Ok((stream, peer)) => {
+                        self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                        tracker.spawn(connection(stream, peer, self.shared.clone()));
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        drop(self.listener);
+        tracker.close();
+        let open = tracker.len();
+        tracing::info!(connections = open, "shutting down: draining connections");
+        tokio::time::timeout(self.shared.opts.shutdown_grace, tracker.wait())
+            .await
+            .is_ok()
+    }
+}
+
+/// Serves on `listener` until `shutdown` fires (convenience for [`Server`]).
+pub async fn serve(listener: TcpListener, hub: Hub, opts: ServerOptions, shutdown: CancellationToken) -> bool {
+    Server::new(listener, hub, opts, shutdown).run().await
+}
+
+fn is_stream_route(method: &str, path: &str) -> bool {
+    method == "GET" && path == "/sse"
+}
+
+async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let opts = &shared.opts;
+    let route = tokio::select! {
+        _ = shared.shutdown.cancelled() => return,
+        r = head::read(&mut stream, opts.max_header_bytes, opts.header_timeout, is_stream_route) => r,
+    };
+    let rejection = match route {
+        Ok(Route::Stream(req)) => return sse::serve_lean(stream, req, shared).await,
+        Ok(Route::Hyper(prefix)) => return serve_hyper(Prefixed::new(prefix, stream), shared).await,
+        Err(HeadError::Closed | HeadError::Io(_)) => return,
+        Err(e @ HeadError::TooLarge(_)) => {
+            Rejection::new(hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large", e.to_string())
+        }
+        Err(e @ HeadError::Timeout(_)) => Rejection::new(hyper::StatusCode::REQUEST_TIMEOUT, "timeout", e.to_string()),
+        Err(e @ HeadError::Malformed(_)) => Rejection::bad_request("malformed_request", e.to_string()),
+    };
+    tracing::debug!(%peer, error = rejection.message, "bad request head");
+    let _ = stream.write_all(&rejection.to_http1()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn serve_hyper(io: Prefixed<TcpStream>, shared: Arc<Shared>) {
+    let svc_shared = shared.clone();
+    let service = service_fn(move |req| routes::handle(req, svc_shared.clone()));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.opts.header_timeout)
+        .max_buf_size(shared.opts.max_header_bytes.max(8192))
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        _ = shared.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Runtime options of the server, validated by the caller (the CLI's config layer).
+
+use std::time::Duration;
+
+/// What the server needs to know. Every limit here is configurable.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Development mode: anyone may publish and subscribe.
+    pub dev: bool,
+    /// Interval of heartbeat comments on idle streams.
+    pub heartbeat: Duration,
+    /// Reconnection delay sent to SSE clients (jittered ±20% per connection).
+    pub sse_retry_ms: u32,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Time allowed for a client to send its request head.
+    pub header_timeout: Duration,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Time a stream may wait on a client that does not read before it is
+    /// disconnected (it then resumes with Last-Event-ID and loses nothing).
+    pub write_timeout: Duration,
+    /// Time allowed for draining streams and requests at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            dev: false,
+            heartbeat: Duration::from_secs(15),
+            sse_retry_ms: 3000,
+            max_header_bytes: 8192,
+            header_timeout: Duration::from_secs(10),
+            max_body_bytes: 1024 * 1024 + 64 * 1024,
+            write_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Native publishing: `POST /publish`.
+//!
+//! - raw: `POST /publish?topic=T[&topic=U][&type=K][&id=I][&retry=MS]`, the body is the data;
+//! - JSON (`Content-Type: application/json`): one object
+//!   `{"topic": "T" | ["T", …], "data": "…", "type": "…", "id": "…", "retry": 3000}`
+//!   or an array of them (a batch, appended atomically and in order).
+//!
+//! Answers `{"id": "…"}` (an array for a batch) once the events are durable.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, header};
+use serde::Deserialize;
+
+use herald_core::{Draft, Event, Limits, Topic};
+
+use crate::listener::Shared;
+use crate::query::Query;
+use crate::rejection::Rejection;
+use crate::routes::json;
+use crate::transports::sse::Body;
+
+/// Handles `POST /publish`.
+pub async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<Response<Body>, Rejection> {
+    if !shared.opts.dev {
+        return Err(Rejection::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "publishing needs a token, and token auth is not available in this build yet; start the hub with --dev to publish without one",
+        ));
+    }
+    let limits = shared.hub.limits();
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    let query = Query::parse(req.uri().query());
+    let body = read_body(req, shared.opts.max_body_bytes).await?;
+    let (drafts, batch) = if is_json {
+        from_json(&body, limits)?
+    } else {
+        (vec![from_raw(&query, body, limits)?], false)
+    };
+    let events = shared.hub.publish(drafts, crate::now_ms()).await?;
+    let ids: Vec<serde_json::Value> = events.iter().map(|e| id_json(e)).collect();
+    let value = if batch {
+        serde_json::Value::Array(ids)
+    } else {
+        ids.into_iter().next().unwrap_or_default()
+    };
+    Ok(json(StatusCode::OK, &value))
+}
+
+fn id_json(e: &Event) -> serde_json::Value {
+    serde_json::json!({"id": e.id.to_string()})
+}
+
+async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Rejection> {
+    let too_large = || {
+        Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body is larger than the limit of {max} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(Rejection::bad_request("bad_body", format!("could not read the request body: {e}"))),
+    }
+}
+
+fn from_raw(q: &Query, body: Bytes, limits: &Limits) -> Result<Draft, Rejection> {
+    let topics = q.topics(limits)?;
+    let retry = q.first("retry").map(parse_retry).transpose()?;
+    Ok(Draft::new(topics, body, q.first("type"), q.first("id"), retry, limits)?)
+}
+
+fn parse_retry(v: &str) -> Result<u32, Rejection> {
+    v.parse().map_err(|_| {
+        Rejection::bad_request("invalid_retry", "retry must be a whole number of milliseconds (0 to 4294967295)")
+    })
+}
+
+/// One topic or several.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+/// One event in a JSON publish body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonEvent {
+    topic: OneOrMany<String>,
+    data: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    id: Option<String>,
+    retry: Option<u32>,
+}
+
+/// Parses a JSON body; the flag says whether it was a batch (an array).
+fn from_json(body: &[u8], limits: &Limits) -> Result<(Vec<Draft>, bool), Rejection> {
+    let bad = |e: serde_json::Error| {
+        Rejection::bad_request(
+            "invalid_json",
+            format!(
+                "{e}; expected {{\"topic\": \"T\" or [\"T\", ...], \"data\": \"...\", \"type\"?, \"id\"?, \"retry\"?}} or an array of those"
+            ),
+        )
+    };
+    let parsed: OneOrMany<JsonEvent> = serde_json::from_slice(body).map_err(bad)?;
+    let (events, batch) = match parsed {
+        OneOrMany::One(e) => (vec![e], false),
+        OneOrMany::Many(v) => (v, true),
+    };
+    if events.len() > limits.max_batch {
+        return Err(Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a batch may hold at most {} events; this one holds {}", limits.max_batch, events.len()),
+        ));
+    }
+    let drafts = events
+        .into_iter()
+        .map(|e| {
+            let names = match e.topic {
+                OneOrMany::One(t) => vec![t],
+                OneOrMany::Many(v) => v,
+            };
+            let topics = names
+                .iter()
+                .map(|t| Topic::parse(t, limits.max_topic_len))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Draft::new(
+                topics,
+                Bytes::from(e.data),
+                e.kind.as_deref(),
+                e.id.as_deref(),
+                e.retry,
+                limits,
+            )?)
+        })
+        .collect::<Result<Vec<_>, Rejection>>()?;
+    Ok((drafts, batch))
+}

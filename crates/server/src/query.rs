@@ -1,0 +1,88 @@
+//! Query-string parsing shared by every route.
+
+use herald_core::{Limits, Resume, Selector, Topic};
+
+use crate::rejection::Rejection;
+
+/// A decoded query string: `(name, value)` pairs in order.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    /// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space).
+    pub fn parse(raw: Option<&str>) -> Query {
+        let pairs = raw
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        Query(pairs)
+    }
+
+    /// Every value of `name`.
+    pub fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of `name`.
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The `topic` parameters as validated topics.
+    pub fn topics(&self, limits: &Limits) -> Result<Vec<Topic>, Rejection> {
+        let topics: Vec<Topic> = self
+            .all("topic")
+            .map(|t| Topic::parse(t, limits.max_topic_len))
+            .collect::<Result<_, _>>()?;
+        if topics.is_empty() {
+            return Err(Rejection::bad_request(
+                "missing_topic",
+                "name at least one topic with ?topic=NAME (repeat it for more)",
+            ));
+        }
+        if topics.len() > limits.max_topics {
+            return Err(Rejection::bad_request(
+                "invalid_topic",
+                format!("at most {} topics per request; this one names {}", limits.max_topics, topics.len()),
+            ));
+        }
+        Ok(topics)
+    }
+
+    /// The subscription's selector.
+    pub fn selector(&self, limits: &Limits) -> Result<Selector, Rejection> {
+        Ok(Selector::exact(self.topics(limits)?))
+    }
+
+    /// Where to resume: the `Last-Event-ID` header wins over the query
+    /// parameters `last_event_id`, `lastEventID` and `lastEventId` (the URL's
+    /// cursor is reused on every reconnection, the header is current).
+    pub fn resume(&self, header: Option<&str>) -> Result<Resume, Rejection> {
+        let cursor = header
+            .filter(|h| !h.is_empty())
+            .or_else(|| ["last_event_id", "lastEventID", "lastEventId"].iter().find_map(|k| self.first(k)));
+        match cursor {
+            None | Some("") => Ok(Resume::Now),
+            Some(c) if c.len() > 1024 || c.contains(['\r', '\n', '\0']) => Err(Rejection::bad_request(
+                "invalid_last_event_id",
+                "Last-Event-ID must be at most 1024 bytes without CR, LF or NUL",
+            )),
+            Some(c) => Ok(Resume::After(c.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_wins_and_aliases_work() {
+        let q = Query::parse(Some("topic=a&topic=b%2Fc&lastEventId=x-1"));
+        let l = Limits::default();
+        assert_eq!(q.topics(&l).unwrap().len(), 2);
+        assert_eq!(q.resume(None).unwrap(), Resume::After("x-1".into()));
+        assert_eq!(q.resume(Some("h")).unwrap(), Resume::After("h".into()));
+        assert_eq!(Query::parse(None).resume(None).unwrap(), Resume::Now);
+        assert!(Query::parse(None).topics(&l).is_err());
+        assert!(Query::parse(Some("topic=%0a")).topics(&l).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! hyper's request/response routes. Each handler returns
+//! `Result<Response, Rejection>`; the rejection becomes a response here.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode, header};
+
+use crate::listener::Shared;
+use crate::rejection::Rejection;
+use crate::transports::sse::{self, Body};
+use crate::publish;
+
+/// Routes one request.
+pub async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let result = match (req.method(), path.as_str()) {
+        (&Method::POST, "/publish") => publish::handle(req, &shared).await,
+        (&Method::GET, "/sse") => sse::serve_hyper(req, shared).await,
+        (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
+        (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
+        (_, "/publish") => Err(not_allowed("POST")),
+        (_, "/sse") => Err(not_allowed("GET")),
+        _ => Err(Rejection::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {path}; see docs/PROTOCOL.md"),
+        )),
+    };
+    Ok(result.unwrap_or_else(|rej| rej.into_response().map(|b| b.boxed_unsync())))
+}
+
+const INDEX: &str = "Herald push hub.\n\
+POST /publish?topic=T        publish the body as one event\n\
+GET  /sse?topic=T            subscribe with Server-Sent Events\n\
+GET  /healthz                liveness\n";
+
+fn not_allowed(allow: &'static str) -> Rejection {
+    Rejection::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("use {allow} on this route"),
+    )
+}
+
+/// A small text response.
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())).boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}

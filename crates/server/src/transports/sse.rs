@@ -1,0 +1,251 @@
+//! Server-Sent Events at `GET /sse?topic=…`.
+//!
+//! Two ways in, one wire format:
+//! - the **lean path** ([`serve_lean`]): the first request on a connection. The
+//!   head was parsed into a small buffer that is already gone; this task holds
+//!   the socket, the subscription and a ticker receiver, writes each event's
+//!   shared frame, and coalesces pending frames into one `writev`;
+//! - through **hyper** ([`serve_hyper`]): a `GET /sse` that arrives on a
+//!   keep-alive connection hyper already serves. Same frames, a streaming body.
+//!
+//! The stream opens with a comment (so the client fires `open` and proxies
+//! commit), a `retry:` block with per-connection jitter (so a restart does not
+//! bring every client back in the same second), and, when the resume cursor
+//! could not be honoured, a `herald-reset` event (see docs/PROTOCOL.md).
+
+use std::convert::Infallible;
+use std::io::ErrorKind;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::Frame;
+use hyper::{Request, Response};
+use rand::Rng;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use herald_core::{Event, Subscription, SubscriptionEnd, sse};
+
+use crate::head::StreamRequest;
+use crate::listener::Shared;
+use crate::query::Query;
+use crate::rejection::Rejection;
+use crate::transports::write::{self, MAX_COALESCE, WriteError};
+
+/// Response headers of every SSE stream (besides the status line).
+const HEADERS: &[(&str, &str)] = &[
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-store, no-cache, no-transform"),
+    ("X-Accel-Buffering", "no"),
+];
+
+/// Turns a request into a subscription (`accept`).
+async fn accept(query: Option<&str>, last_event_id: Option<&str>, shared: &Shared) -> Result<Subscription, Rejection> {
+    let q = Query::parse(query);
+    let limits = shared.hub.limits();
+    let selector = q.selector(limits)?;
+    let resume = q.resume(last_event_id)?;
+    Ok(shared.hub.subscribe(&selector, resume).await?)
+}
+
+/// The bytes sent before the first event: greeting, retry, reset notice.
+fn preamble(sub: &Subscription, retry_ms: u32) -> Bytes {
+    let jitter = (retry_ms / 5).max(1);
+    let retry = rand::rng().random_range(retry_ms.saturating_sub(jitter)..=retry_ms.saturating_add(jitter));
+    let mut out = Vec::with_capacity(96);
+    out.extend_from_slice(&sse::comment("herald"));
+    out.extend_from_slice(&sse::retry(retry));
+    if let Some(reset) = sub.reset() {
+        let position = reset.position.to_string();
+        let json = serde_json::json!({"reason": reset.reason.as_str(), "last_event_id": position});
+        out.extend_from_slice(&sse::control("herald-reset", &position, &json.to_string()));
+    }
+    Bytes::from(out)
+}
+
+/// Serves one SSE stream on the lean path; returns when it ends.
+pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, shared: Arc<Shared>) {
+    let mut sub = match accept(req.query.as_deref(), req.last_event_id.as_deref(), &shared).await {
+        Ok(sub) => sub,
+        Err(rej) => {
+            let _ = stream.write_all(&rej.to_http1()).await;
+            return;
+        }
+    };
+    let mut head = String::from("HTTP/1.1 200 OK\r\n");
+    for (k, v) in HEADERS {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if sub.reset().is_some() {
+        head.push_str("Herald-Resume: reset\r\n");
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let pre = preamble(&sub, shared.opts.sse_retry_ms);
+    let frames: [&[u8]; 2] = [head.as_bytes(), &pre];
+    let (timeout, stop) = (shared.opts.write_timeout, &shared.shutdown);
+    if write::write_all(&mut stream, &frames, timeout, stop).await.is_ok() {
+        drop((head, pre));
+        let _open = shared.stream_guard();
+        let end = deliver(&mut stream, &mut sub, &shared).await;
+        shared.stats.stream_ended(&end);
+        if matches!(end, End::Shutdown) {
+            let bye = sse::comment("herald is shutting down; reconnect to resume");
+            let _ = tokio::time::timeout(timeout.min(std::time::Duration::from_secs(1)), stream.write_all(&bye)).await;
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// Why a stream ended.
+#[derive(Debug)]
+pub enum End {
+    /// The client went away.
+    PeerClosed,
+    /// The client did not read for the whole write timeout.
+    Stalled,
+    /// The server is shutting down.
+    Shutdown,
+    /// The subscription ended (fell behind retention, store failure).
+    Subscription(SubscriptionEnd),
+}
+
+/// The `deliver` loop: events, heartbeats, shutdown and peer close, until one ends it.
+async fn deliver(stream: &mut TcpStream, sub: &mut Subscription, shared: &Shared) -> End {
+    let mut ticks = shared.ticks.clone();
+    let mut wrote_since_tick = false;
+    let (timeout, stop) = (shared.opts.write_timeout, &shared.shutdown);
+    loop {
+        let frames: Vec<Arc<Event>> = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return End::Shutdown,
+            r = sub.next() => match r {
+                Ok(first) => gather(first, sub),
+                Err(SubscriptionEnd::Closed) => return End::Shutdown,
+                Err(e) => return End::Subscription(e),
+            },
+            r = ticks.changed() => {
+                if r.is_err() {
+                    return End::Shutdown;
+                }
+                if !std::mem::take(&mut wrote_since_tick) {
+                    let beat: [&[u8]; 1] = [b":\n\n"];
+                    if let Err(e) = write::write_all(stream, &beat, timeout, stop).await {
+                        return e.into();
+                    }
+                }
+                continue;
+            }
+            r = stream.readable() => {
+                let mut scratch = [0u8; 64];
+                match r.and_then(|()| stream.try_read(&mut scratch)) {
+                    Ok(0) => return End::PeerClosed,
+                    Err(e) if e.kind() != ErrorKind::WouldBlock => return End::PeerClosed,
+                    _ => continue,
+                }
+            }
+        };
+        let slices: Vec<&[u8]> = frames.iter().map(|e| e.sse_frame().as_ref()).collect();
+        if let Err(e) = write::write_all(stream, &slices, timeout, stop).await {
+            return e.into();
+        }
+        wrote_since_tick = true;
+    }
+}
+
+/// The first ready event and whatever else is ready, up to [`MAX_COALESCE`].
+fn gather(first: Arc<Event>, sub: &mut Subscription) -> Vec<Arc<Event>> {
+    let mut frames = Vec::with_capacity(8);
+    frames.push(first);
+    while frames.len() < MAX_COALESCE {
+        match sub.try_next() {
+            Some(ev) => frames.push(ev),
+            None => break,
+        }
+    }
+    frames
+}
+
+impl From<WriteError> for End {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Io(_) => End::PeerClosed,
+            WriteError::Stalled => End::Stalled,
+            WriteError::Shutdown => End::Shutdown,
+        }
+    }
+}
+
+/// The body type of hyper routes.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Serves `GET /sse` through hyper (a keep-alive connection's later request).
+pub async fn serve_hyper(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Rejection> {
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let sub = accept(req.uri().query(), last_event_id, &shared).await?;
+    let mut resp = Response::builder();
+    for (k, v) in HEADERS {
+        resp = resp.header(*k, *v);
+    }
+    if sub.reset().is_some() {
+        resp = resp.header("Herald-Resume", "reset");
+    }
+    let state = HyperStream {
+        preamble: Some(preamble(&sub, shared.opts.sse_retry_ms)),
+        _open: shared.stream_guard(),
+        ticks: shared.ticks.clone(),
+        wrote_since_tick: false,
+        sub,
+        shared,
+    };
+    let body = StreamBody::new(stream::unfold(state, HyperStream::next_frame)).boxed_unsync();
+    resp.body(body)
+        .map_err(|e| Rejection::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+/// The state of an SSE body served through hyper.
+struct HyperStream {
+    /// Sent first, then `None`.
+    preamble: Option<Bytes>,
+    /// Keeps the stream counted as open until the body is dropped.
+    _open: crate::listener::OpenStream,
+    ticks: tokio::sync::watch::Receiver<u64>,
+    wrote_since_tick: bool,
+    sub: Subscription,
+    shared: Arc<Shared>,
+}
+
+impl HyperStream {
+    /// The next body frame, or `None` to end the stream. Cancel-safe.
+    async fn next_frame(mut self) -> Option<(Result<Frame<Bytes>, Infallible>, Self)> {
+        if let Some(pre) = self.preamble.take() {
+            return Some((Ok(Frame::data(pre)), self));
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shared.shutdown.cancelled() => return None,
+                r = self.sub.next() => {
+                    let Ok(first) = r else { return None };
+                    let mut buf = Vec::new();
+                    for ev in gather(first, &mut self.sub) {
+                        buf.extend_from_slice(ev.sse_frame());
+                    }
+                    self.wrote_since_tick = true;
+                    return Some((Ok(Frame::data(Bytes::from(buf))), self));
+                }
+                r = self.ticks.changed() => {
+                    r.ok()?;
+                    if !std::mem::take(&mut self.wrote_since_tick) {
+                        return Some((Ok(Frame::data(Bytes::from_static(b":\n\n"))), self));
+                    }
+                }
+            }
+        }
+    }
+}
