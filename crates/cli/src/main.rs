@@ -1,6 +1,9 @@
 //! The `herald` binary: a short boot script (STYLE.md 4). Parse the command
 //! line, validate config once (exit 64 on bad config), then hand over.
 
+// A binary exports nothing; `pub` here only marks what other modules use.
+#![allow(unreachable_pub)]
+
 mod commands;
 mod config;
 

@@ -34,7 +34,7 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let result: Result<(), String> = rt.block_on(async {
-        let client = Client::new(&args.hub).map_err(|e| e.to_string())?;
+        let client = Client::new(&args.hub.hub).map_err(|e| e.to_string())?;
         let mut events = client.subscribe(&args.topics, args.last_event_id.clone());
         let mut seen = 0u64;
         while args.count.is_none_or(|c| seen < c) {

@@ -114,6 +114,7 @@ pub enum End {
 /// The `deliver` loop: events, heartbeats, shutdown and peer close, until one ends it.
 async fn deliver(stream: &mut TcpStream, sub: &mut Subscription, shared: &Shared) -> End {
     let mut ticks = shared.ticks.clone();
+    ticks.mark_unchanged();
     let mut wrote_since_tick = false;
     let (timeout, stop) = (shared.opts.write_timeout, &shared.shutdown);
     loop {
@@ -198,7 +199,11 @@ pub async fn serve_hyper(req: Request<hyper::body::Incoming>, shared: Arc<Shared
     let state = HyperStream {
         preamble: Some(preamble(&sub, shared.opts.sse_retry_ms)),
         _open: shared.stream_guard(),
-        ticks: shared.ticks.clone(),
+        ticks: {
+            let mut t = shared.ticks.clone();
+            t.mark_unchanged();
+            t
+        },
         wrote_since_tick: false,
         sub,
         shared,

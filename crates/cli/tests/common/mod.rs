@@ -1,0 +1,238 @@
+//! Test harness: the real `herald` binary on 127.0.0.1:0 with a temporary data
+//! dir, and small blocking HTTP/1.1 clients that let tests assert on bytes.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running hub process; killed on drop.
+pub struct Hub {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Hub {
+    /// A hub in dev mode on a fresh data dir.
+    pub fn start(extra: &[&str]) -> Hub {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut args = vec!["--dev"];
+        args.extend_from_slice(extra);
+        let mut hub = Hub::start_in(&dir, "127.0.0.1:0", &args);
+        hub._tmp = Some(tmp);
+        hub
+    }
+
+    /// A hub on `dir` listening on `listen` with these extra flags.
+    pub fn start_in(dir: &Path, listen: &str, extra: &[&str]) -> Hub {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("serve")
+            .args(["--listen", listen, "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .env("HERALD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start herald");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(WAIT).expect("herald printed its address");
+        let addr = line
+            .trim()
+            .strip_prefix("herald: listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        Hub {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    /// SIGKILL, then start again on the same dir and port.
+    pub fn kill_and_restart(&mut self, extra: &[&str]) {
+        self.kill9();
+        let listen = self.addr.to_string();
+        let mut next = Hub::start_in(&self.dir, &listen, extra);
+        std::mem::swap(&mut self.child, &mut next.child);
+        // `next` now holds the dead child; dropping it is harmless.
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the exit status (bounded).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(start.elapsed() < WAIT, "herald did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn epoch(&self) -> String {
+        let (_, body) = publish(self.addr, "/publish?topic=__epoch_probe", "x");
+        let id: serde_json::Value = serde_json::from_str(&body).unwrap();
+        id["id"].as_str().unwrap().split('-').next().unwrap().to_string()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns (status, body).
+pub fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let raw = raw_request(addr, method, target, headers, body);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+pub fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// Publishes `body` raw; returns (status, body).
+pub fn publish(addr: SocketAddr, target: &str, body: &str) -> (u16, String) {
+    request(addr, "POST", target, &[], body.as_bytes())
+}
+
+/// Publishes and returns the id (asserting 200).
+pub fn publish_id(addr: SocketAddr, topic: &str, data: &str) -> String {
+    let (status, body) = publish(addr, &format!("/publish?topic={topic}"), data);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// A raw SSE connection.
+pub struct Sse {
+    pub stream: TcpStream,
+    pub buf: Vec<u8>,
+}
+
+impl Sse {
+    pub fn open(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Sse {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let mut req = format!("GET {target} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        stream.write_all(req.as_bytes()).unwrap();
+        Sse { stream, buf: Vec::new() }
+    }
+
+    /// Reads until `needle` appears in everything read so far (or panics after WAIT).
+    pub fn read_until(&mut self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if String::from_utf8_lossy(&self.buf).contains(needle) {
+                return String::from_utf8_lossy(&self.buf).to_string();
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "timed out waiting for {needle:?}; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("stream closed before {needle:?}; got {:?}", String::from_utf8_lossy(&self.buf)),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection; returns everything read.
+    pub fn read_to_close(&mut self) -> String {
+        let start = Instant::now();
+        loop {
+            assert!(start.elapsed() < WAIT, "stream did not close");
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return String::from_utf8_lossy(&self.buf).to_string(),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return String::from_utf8_lossy(&self.buf).to_string(),
+            }
+        }
+    }
+
+    /// The ids of every complete event read so far, in order.
+    pub fn ids(&self) -> Vec<String> {
+        sse_ids(&String::from_utf8_lossy(&self.buf))
+    }
+}
+
+/// The `id:` values of every complete block, in order (events only: blocks with data).
+pub fn sse_ids(text: &str) -> Vec<String> {
+    let body = text.split_once("\r\n\r\n").map_or(text, |(_, b)| b);
+    let mut out = Vec::new();
+    let mut blocks: Vec<&str> = body.split("\n\n").collect();
+    blocks.pop(); // the unterminated tail
+    for block in blocks {
+        let mut id = None;
+        let mut data = false;
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = Some(v.to_string());
+            }
+            data |= line.starts_with("data");
+        }
+        if let (Some(id), true) = (id, data) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// Sends `bytes` as they are and returns everything the server answers.
+pub fn raw_bytes(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
