@@ -48,7 +48,7 @@ settings! {
     /// Directory of the embedded durable store.
     data_dir: PathBuf = PathBuf::from("herald-data"), "HERALD_DATA_DIR";
     /// Development mode: anyone may publish and subscribe (never in production).
-    dev: bool = false, "HERALD_DEV", num_args = 0..=1, default_missing_value = "true";
+    dev: bool = false, "HERALD_DEV", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
     /// Seconds between heartbeat comments on idle streams.
     heartbeat_secs: u64 = 15, "HERALD_HEARTBEAT_SECS";
     /// Reconnection delay sent to SSE clients, in ms (jittered ±20%).
@@ -237,5 +237,18 @@ mod tests {
         let path = dir.path().join("h.toml");
         std::fs::write(&path, "no_such_setting = 1\n").unwrap();
         assert!(load(Some(&path), Overrides::default()).unwrap_err().0.contains("no_such_setting"));
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    /// The documented example must parse and say exactly the defaults.
+    #[test]
+    fn example_config_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../../../herald.example.toml");
+        let s: Settings = toml::from_str(text).unwrap();
+        assert_eq!(format!("{s:?}"), format!("{:?}", Settings::default()));
     }
 }

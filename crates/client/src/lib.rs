@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
+use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use eventsource_stream::Eventsource;
 use rand::Rng;
 
 /// What went wrong talking to the hub.
@@ -72,9 +72,13 @@ pub struct Client {
 impl Client {
     /// A client for the hub at `base` (for example `http://127.0.0.1:8080`).
     pub fn new(base: &str) -> Result<Client, ClientError> {
-        let url = reqwest::Url::parse(base).map_err(|e| ClientError::BadUrl(base.into(), e.to_string()))?;
+        let url = reqwest::Url::parse(base)
+            .map_err(|e| ClientError::BadUrl(base.into(), e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(ClientError::BadUrl(base.into(), "use http:// or https://".into()));
+            return Err(ClientError::BadUrl(
+                base.into(),
+                "use http:// or https://".into(),
+            ));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -90,7 +94,12 @@ impl Client {
     }
 
     /// Publishes `data` to `topic`; returns the event's id once the hub has stored it.
-    pub async fn publish(&self, topic: &str, data: &str, opts: &PublishOptions) -> Result<String, ClientError> {
+    pub async fn publish(
+        &self,
+        topic: &str,
+        data: &str,
+        opts: &PublishOptions,
+    ) -> Result<String, ClientError> {
         let mut url = self.url("/publish");
         {
             let mut q = url.query_pairs_mut();
@@ -137,7 +146,12 @@ impl Client {
 }
 
 fn refused(status: u16, body: &serde_json::Value) -> ClientError {
-    let field = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let field = |k: &str| {
+        body.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     ClientError::Refused {
         status,
         code: field("error"),
@@ -180,7 +194,11 @@ impl EventStream {
                     }
                     return Ok(Event {
                         id: ev.id,
-                        kind: if ev.event.is_empty() { "message".into() } else { ev.event },
+                        kind: if ev.event.is_empty() {
+                            "message".into()
+                        } else {
+                            ev.event
+                        },
                         data: ev.data,
                     });
                 }
@@ -201,13 +219,20 @@ impl EventStream {
                 let wait = rand::rng().random_range(0..=cap);
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
-            let mut req = self.client.http.get(self.url.clone()).header("Accept", "text/event-stream");
+            let mut req = self
+                .client
+                .http
+                .get(self.url.clone())
+                .header("Accept", "text/event-stream");
             if let Some(id) = &self.last_event_id {
                 req = req.header("Last-Event-ID", id);
             }
             match req.send().await {
                 Ok(resp) if resp.status().is_success() => {
-                    let s = resp.bytes_stream().eventsource().map(|r| r.map_err(|e| e.to_string()));
+                    let s = resp
+                        .bytes_stream()
+                        .eventsource()
+                        .map(|r| r.map_err(|e| e.to_string()));
                     self.stream = Some(s.boxed());
                     return Ok(());
                 }
@@ -216,7 +241,9 @@ impl EventStream {
                     let body = resp.json().await.unwrap_or_default();
                     return Err(refused(status, &body));
                 }
-                Ok(resp) => tracing::debug!(status = resp.status().as_u16(), "hub unavailable; retrying"),
+                Ok(resp) => {
+                    tracing::debug!(status = resp.status().as_u16(), "hub unavailable; retrying")
+                }
                 Err(e) => tracing::debug!(error = %e, "connect failed; retrying"),
             }
             self.failures = self.failures.saturating_add(1);

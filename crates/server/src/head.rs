@@ -54,7 +54,12 @@ pub enum HeadError {
 }
 
 /// Reads one request head from `stream` and routes it.
-pub async fn read(stream: &mut TcpStream, max: usize, timeout: Duration, is_stream: impl Fn(&str, &str) -> bool) -> Result<Route, HeadError> {
+pub async fn read(
+    stream: &mut TcpStream,
+    max: usize,
+    timeout: Duration,
+    is_stream: impl Fn(&str, &str) -> bool,
+) -> Result<Route, HeadError> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024.min(max));
     let read_all = async {
         loop {
@@ -81,7 +86,10 @@ pub async fn read(stream: &mut TcpStream, max: usize, timeout: Duration, is_stre
 }
 
 /// `Some(Some(route))` for a lean stream, `Some(None)` for hyper, `None` if incomplete.
-fn parse(buf: &[u8], is_stream: &impl Fn(&str, &str) -> bool) -> Result<Option<Option<Route>>, HeadError> {
+fn parse(
+    buf: &[u8],
+    is_stream: &impl Fn(&str, &str) -> bool,
+) -> Result<Option<Option<Route>>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
@@ -123,7 +131,11 @@ mod tests {
 
     #[test]
     fn routes_streams_and_the_rest() {
-        let r = parse(b"GET /sse?topic=a HTTP/1.1\r\nLast-Event-ID: x-1\r\n\r\n", &sse).unwrap();
+        let r = parse(
+            b"GET /sse?topic=a HTTP/1.1\r\nLast-Event-ID: x-1\r\n\r\n",
+            &sse,
+        )
+        .unwrap();
         match r {
             Some(Some(Route::Stream(s))) => {
                 assert_eq!(s.query.as_deref(), Some("topic=a"));
@@ -131,8 +143,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse(b"POST /publish HTTP/1.1\r\n\r\n", &sse), Ok(Some(None))));
-        assert!(matches!(parse(b"GET /sse HTTP/1.1\r\nHost: x", &sse), Ok(None)));
+        assert!(matches!(
+            parse(b"POST /publish HTTP/1.1\r\n\r\n", &sse),
+            Ok(Some(None))
+        ));
+        assert!(matches!(
+            parse(b"GET /sse HTTP/1.1\r\nHost: x", &sse),
+            Ok(None)
+        ));
         assert!(parse(b"GET /sse HTTP/1.1\r\nBad Header\r\n\r\n", &sse).is_err());
     }
 }

@@ -39,6 +39,8 @@ pub struct Shared {
     pub ticks: watch::Receiver<u64>,
     /// Connection and stream counters.
     pub stats: Stats,
+    /// Every connection and stream task, so shutdown can wait for them.
+    pub tracker: TaskTracker,
 }
 
 /// Counters the server keeps (exported as metrics by a later layer).
@@ -66,7 +68,9 @@ impl Stats {
     pub fn stream_ended(&self, end: &End) {
         if let End::Stalled = end {
             self.stalled_streams.fetch_add(1, Ordering::Relaxed);
-            tracing::info!("slow subscriber disconnected: it did not read within the write timeout");
+            tracing::info!(
+                "slow subscriber disconnected: it did not read within the write timeout"
+            );
         }
     }
 }
@@ -87,7 +91,12 @@ pub struct Server {
 
 impl Server {
     /// Binds nothing itself: takes a bound listener (tests bind port 0).
-    pub fn new(listener: TcpListener, hub: Hub, opts: ServerOptions, shutdown: CancellationToken) -> Server {
+    pub fn new(
+        listener: TcpListener,
+        hub: Hub,
+        opts: ServerOptions,
+        shutdown: CancellationToken,
+    ) -> Server {
         let ticks = ticker::start(opts.heartbeat, shutdown.clone());
         let shared = Arc::new(Shared {
             hub,
@@ -95,6 +104,7 @@ impl Server {
             shutdown,
             ticks,
             stats: Stats::default(),
+            tracker: TaskTracker::new(),
         });
         Server { listener, shared }
     }
@@ -112,7 +122,7 @@ impl Server {
     /// Accepts until shutdown, then drains within the grace period. Returns
     /// `false` if connections were still open at the deadline.
     pub async fn run(self) -> bool {
-        let tracker = TaskTracker::new();
+        let tracker = self.shared.tracker.clone();
         loop {
             tokio::select! {
                 _ = self.shared.shutdown.cancelled() => break,
@@ -140,7 +150,12 @@ impl Server {
 }
 
 /// Serves on `listener` until `shutdown` fires (convenience for [`Server`]).
-pub async fn serve(listener: TcpListener, hub: Hub, opts: ServerOptions, shutdown: CancellationToken) -> bool {
+pub async fn serve(
+    listener: TcpListener,
+    hub: Hub,
+    opts: ServerOptions,
+    shutdown: CancellationToken,
+) -> bool {
     Server::new(listener, hub, opts, shutdown).run().await
 }
 
@@ -157,13 +172,22 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     };
     let rejection = match route {
         Ok(Route::Stream(req)) => return sse::serve_lean(stream, req, shared).await,
-        Ok(Route::Hyper(prefix)) => return serve_hyper(Prefixed::new(prefix, stream), shared).await,
-        Err(HeadError::Closed | HeadError::Io(_)) => return,
-        Err(e @ HeadError::TooLarge(_)) => {
-            Rejection::new(hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large", e.to_string())
+        // Boxed: hyper's connection state is large and must not size every stream task.
+        Ok(Route::Hyper(prefix)) => {
+            return Box::pin(serve_hyper(Prefixed::new(prefix, stream), shared)).await;
         }
-        Err(e @ HeadError::Timeout(_)) => Rejection::new(hyper::StatusCode::REQUEST_TIMEOUT, "timeout", e.to_string()),
-        Err(e @ HeadError::Malformed(_)) => Rejection::bad_request("malformed_request", e.to_string()),
+        Err(HeadError::Closed | HeadError::Io(_)) => return,
+        Err(e @ HeadError::TooLarge(_)) => Rejection::new(
+            hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "header_too_large",
+            e.to_string(),
+        ),
+        Err(e @ HeadError::Timeout(_)) => {
+            Rejection::new(hyper::StatusCode::REQUEST_TIMEOUT, "timeout", e.to_string())
+        }
+        Err(e @ HeadError::Malformed(_)) => {
+            Rejection::bad_request("malformed_request", e.to_string())
+        }
     };
     tracing::debug!(%peer, error = rejection.message, "bad request head");
     let _ = stream.write_all(&rejection.to_http1()).await;
@@ -191,3 +215,6 @@ async fn serve_hyper(io: Prefixed<TcpStream>, shared: Arc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

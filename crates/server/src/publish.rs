@@ -24,7 +24,10 @@ use crate::routes::json;
 use crate::transports::sse::Body;
 
 /// Handles `POST /publish`.
-pub async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<Response<Body>, Rejection> {
+pub async fn handle(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+) -> Result<Response<Body>, Rejection> {
     if !shared.opts.dev {
         return Err(Rejection::new(
             StatusCode::UNAUTHORIZED,
@@ -37,7 +40,11 @@ pub async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<Resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
     let query = Query::parse(req.uri().query());
     let body = read_body(req, shared.opts.max_body_bytes).await?;
     let (drafts, batch) = if is_json {
@@ -78,19 +85,32 @@ async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Rejectio
     match Limited::new(req.into_body(), max).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(Rejection::bad_request("bad_body", format!("could not read the request body: {e}"))),
+        Err(e) => Err(Rejection::bad_request(
+            "bad_body",
+            format!("could not read the request body: {e}"),
+        )),
     }
 }
 
 fn from_raw(q: &Query, body: Bytes, limits: &Limits) -> Result<Draft, Rejection> {
     let topics = q.topics(limits)?;
     let retry = q.first("retry").map(parse_retry).transpose()?;
-    Ok(Draft::new(topics, body, q.first("type"), q.first("id"), retry, limits)?)
+    Ok(Draft::new(
+        topics,
+        body,
+        q.first("type"),
+        q.first("id"),
+        retry,
+        limits,
+    )?)
 }
 
 fn parse_retry(v: &str) -> Result<u32, Rejection> {
     v.parse().map_err(|_| {
-        Rejection::bad_request("invalid_retry", "retry must be a whole number of milliseconds (0 to 4294967295)")
+        Rejection::bad_request(
+            "invalid_retry",
+            "retry must be a whole number of milliseconds (0 to 4294967295)",
+        )
     })
 }
 
@@ -133,7 +153,11 @@ fn from_json(body: &[u8], limits: &Limits) -> Result<(Vec<Draft>, bool), Rejecti
         return Err(Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
-            format!("a batch may hold at most {} events; this one holds {}", limits.max_batch, events.len()),
+            format!(
+                "a batch may hold at most {} events; this one holds {}",
+                limits.max_batch,
+                events.len()
+            ),
         ));
     }
     let drafts = events

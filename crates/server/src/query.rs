@@ -18,12 +18,18 @@ impl Query {
 
     /// Every value of `name`.
     pub fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The first value of `name`.
     pub fn first(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The `topic` parameters as validated topics.
@@ -41,7 +47,11 @@ impl Query {
         if topics.len() > limits.max_topics {
             return Err(Rejection::bad_request(
                 "invalid_topic",
-                format!("at most {} topics per request; this one names {}", limits.max_topics, topics.len()),
+                format!(
+                    "at most {} topics per request; this one names {}",
+                    limits.max_topics,
+                    topics.len()
+                ),
             ));
         }
         Ok(topics)
@@ -56,15 +66,19 @@ impl Query {
     /// parameters `last_event_id`, `lastEventID` and `lastEventId` (the URL's
     /// cursor is reused on every reconnection, the header is current).
     pub fn resume(&self, header: Option<&str>) -> Result<Resume, Rejection> {
-        let cursor = header
-            .filter(|h| !h.is_empty())
-            .or_else(|| ["last_event_id", "lastEventID", "lastEventId"].iter().find_map(|k| self.first(k)));
+        let cursor = header.filter(|h| !h.is_empty()).or_else(|| {
+            ["last_event_id", "lastEventID", "lastEventId"]
+                .iter()
+                .find_map(|k| self.first(k))
+        });
         match cursor {
             None | Some("") => Ok(Resume::Now),
-            Some(c) if c.len() > 1024 || c.contains(['\r', '\n', '\0']) => Err(Rejection::bad_request(
-                "invalid_last_event_id",
-                "Last-Event-ID must be at most 1024 bytes without CR, LF or NUL",
-            )),
+            Some(c) if c.len() > 1024 || c.contains(['\r', '\n', '\0']) => {
+                Err(Rejection::bad_request(
+                    "invalid_last_event_id",
+                    "Last-Event-ID must be at most 1024 bytes without CR, LF or NUL",
+                ))
+            }
             Some(c) => Ok(Resume::After(c.to_string())),
         }
     }

@@ -75,9 +75,15 @@ impl From<DraftError> for Rejection {
     fn from(e: DraftError) -> Self {
         let code = match e {
             DraftError::DataTooLarge { .. } => {
-                return Rejection::new(StatusCode::PAYLOAD_TOO_LARGE, "data_too_large", e.to_string());
+                return Rejection::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "data_too_large",
+                    e.to_string(),
+                );
             }
-            DraftError::Topic(_) | DraftError::NoTopic | DraftError::TooManyTopics { .. } => "invalid_topic",
+            DraftError::Topic(_) | DraftError::NoTopic | DraftError::TooManyTopics { .. } => {
+                "invalid_topic"
+            }
             DraftError::DataNotUtf8 => "invalid_data",
             DraftError::BadField { field: "id", .. } | DraftError::IdLooksGenerated => "invalid_id",
             DraftError::BadField { .. } => "invalid_type",
@@ -90,15 +96,21 @@ impl From<PublishError> for Rejection {
     fn from(e: PublishError) -> Self {
         match e {
             PublishError::Empty => Rejection::bad_request("empty_batch", e.to_string()),
-            PublishError::BatchTooLarge { .. } => {
-                Rejection::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", e.to_string())
-            }
+            PublishError::BatchTooLarge { .. } => Rejection::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                e.to_string(),
+            ),
             PublishError::Append(AppendError::DuplicateId(_)) => {
                 Rejection::new(StatusCode::CONFLICT, "duplicate_id", e.to_string())
             }
             PublishError::Append(AppendError::Unavailable(_)) => {
                 tracing::error!(error = %e, "publish failed: store unavailable");
-                Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())
+                Rejection::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    e.to_string(),
+                )
             }
         }
     }
@@ -112,7 +124,11 @@ impl From<SubscribeError> for Rejection {
             }
             SubscribeError::Store(_) => {
                 tracing::error!(error = %e, "subscribe failed: store unavailable");
-                Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())
+                Rejection::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    e.to_string(),
+                )
             }
         }
     }

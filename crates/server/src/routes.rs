@@ -10,12 +10,15 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
 
 use crate::listener::Shared;
+use crate::publish;
 use crate::rejection::Rejection;
 use crate::transports::sse::{self, Body};
-use crate::publish;
 
 /// Routes one request.
-pub async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let result = match (req.method(), path.as_str()) {
         (&Method::POST, "/publish") => publish::handle(req, &shared).await,

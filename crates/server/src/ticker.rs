@@ -1,12 +1,19 @@
 //! The shared heartbeat clock: one task ticks, every idle stream listens on a
 //! `watch` receiver (16 bytes each) instead of owning a timer.
+//!
+//! The same channel announces shutdown (the value becomes [`SHUTDOWN`]), so a
+//! stream waits on one future for both, which keeps its task small.
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Starts a ticker that bumps a counter every `period` until `stop` fires.
+/// The tick value that means "the server is shutting down".
+pub const SHUTDOWN: u64 = u64::MAX;
+
+/// Starts a ticker that bumps a counter every `period` until `stop` fires,
+/// then publishes [`SHUTDOWN`].
 pub fn start(period: Duration, stop: CancellationToken) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0u64);
     tokio::spawn(async move {
@@ -15,8 +22,11 @@ pub fn start(period: Duration, stop: CancellationToken) -> watch::Receiver<u64> 
         every.tick().await;
         loop {
             tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = every.tick() => tx.send_modify(|n| *n = n.wrapping_add(1)),
+                _ = stop.cancelled() => {
+                    tx.send_replace(SHUTDOWN);
+                    return;
+                }
+                _ = every.tick() => tx.send_modify(|n| *n = (*n + 1) % SHUTDOWN),
             }
         }
     });
@@ -37,5 +47,7 @@ mod tests {
         rx.changed().await.unwrap();
         assert_eq!(t0.elapsed(), Duration::from_secs(30));
         stop.cancel();
+        rx.changed().await.unwrap();
+        assert_eq!(*rx.borrow(), SHUTDOWN);
     }
 }

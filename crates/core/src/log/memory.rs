@@ -126,8 +126,7 @@ impl State {
         touched.sort();
         touched.dedup();
         for t in touched {
-            loop {
-                let Some(q) = self.by_topic.get_mut(t) else { break };
+            while let Some(q) = self.by_topic.get_mut(t) {
                 if q.len() as u64 <= r.max_events_per_topic {
                     break;
                 }

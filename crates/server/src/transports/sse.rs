@@ -14,6 +14,7 @@
 //! could not be honoured, a `herald-reset` event (see docs/PROTOCOL.md).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::ErrorKind;
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ use crate::head::StreamRequest;
 use crate::listener::Shared;
 use crate::query::Query;
 use crate::rejection::Rejection;
+use crate::ticker;
 use crate::transports::write::{self, MAX_COALESCE, WriteError};
 
 /// Response headers of every SSE stream (besides the status line).
@@ -42,7 +44,11 @@ const HEADERS: &[(&str, &str)] = &[
 ];
 
 /// Turns a request into a subscription (`accept`).
-async fn accept(query: Option<&str>, last_event_id: Option<&str>, shared: &Shared) -> Result<Subscription, Rejection> {
+async fn accept(
+    query: Option<&str>,
+    last_event_id: Option<&str>,
+    shared: &Shared,
+) -> Result<Subscription, Rejection> {
     let q = Query::parse(query);
     let limits = shared.hub.limits();
     let selector = q.selector(limits)?;
@@ -53,7 +59,8 @@ async fn accept(query: Option<&str>, last_event_id: Option<&str>, shared: &Share
 /// The bytes sent before the first event: greeting, retry, reset notice.
 fn preamble(sub: &Subscription, retry_ms: u32) -> Bytes {
     let jitter = (retry_ms / 5).max(1);
-    let retry = rand::rng().random_range(retry_ms.saturating_sub(jitter)..=retry_ms.saturating_add(jitter));
+    let retry =
+        rand::rng().random_range(retry_ms.saturating_sub(jitter)..=retry_ms.saturating_add(jitter));
     let mut out = Vec::with_capacity(96);
     out.extend_from_slice(&sse::comment("herald"));
     out.extend_from_slice(&sse::retry(retry));
@@ -65,12 +72,15 @@ fn preamble(sub: &Subscription, retry_ms: u32) -> Bytes {
     Bytes::from(out)
 }
 
-/// Serves one SSE stream on the lean path; returns when it ends.
+/// Accepts one SSE stream on the lean path: answers the request, then hands
+/// the socket and subscription to a fresh task ([`run_stream`]) whose future
+/// holds only what an open stream needs.
 pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, shared: Arc<Shared>) {
-    let mut sub = match accept(req.query.as_deref(), req.last_event_id.as_deref(), &shared).await {
+    let sub = match accept(req.query.as_deref(), req.last_event_id.as_deref(), &shared).await {
         Ok(sub) => sub,
         Err(rej) => {
             let _ = stream.write_all(&rej.to_http1()).await;
+            let _ = stream.shutdown().await;
             return;
         }
     };
@@ -84,18 +94,60 @@ pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, shared: Arc<S
     head.push_str("Connection: close\r\n\r\n");
     let pre = preamble(&sub, shared.opts.sse_retry_ms);
     let frames: [&[u8]; 2] = [head.as_bytes(), &pre];
-    let (timeout, stop) = (shared.opts.write_timeout, &shared.shutdown);
-    if write::write_all(&mut stream, &frames, timeout, stop).await.is_ok() {
-        drop((head, pre));
-        let _open = shared.stream_guard();
-        let end = deliver(&mut stream, &mut sub, &shared).await;
-        shared.stats.stream_ended(&end);
+    if write::write_all(
+        &stream,
+        &frames,
+        shared.opts.write_timeout,
+        &shared.shutdown,
+    )
+    .finish()
+    .await
+    .is_ok()
+    {
+        let tracker = shared.tracker.clone();
+        tracker.spawn(run_stream(stream, sub, shared));
+    }
+}
+
+/// An open lean stream: delivers until the stream ends, then closes the socket.
+pub(crate) fn run_stream(
+    stream: TcpStream,
+    sub: Subscription,
+    shared: Arc<Shared>,
+) -> impl Future<Output = ()> + Send {
+    let open = shared.stream_guard();
+    let mut lean = LeanStream {
+        stream,
+        sub,
+        shared,
+        _open: open,
+    };
+    // Built from a struct used in place: an `async fn` taking these as
+    // arguments would store them twice in its future.
+    async move { lean.run().await }
+}
+
+/// What an open lean stream holds, and nothing else.
+struct LeanStream {
+    stream: TcpStream,
+    sub: Subscription,
+    shared: Arc<Shared>,
+    /// Counts the stream as open until it is dropped.
+    _open: crate::listener::OpenStream,
+}
+
+impl LeanStream {
+    async fn run(&mut self) {
+        let end = deliver(&self.stream, &mut self.sub, &self.shared).await;
+        self.shared.stats.stream_ended(&end);
         if matches!(end, End::Shutdown) {
-            let bye = sse::comment("herald is shutting down; reconnect to resume");
-            let _ = tokio::time::timeout(timeout.min(std::time::Duration::from_secs(1)), stream.write_all(&bye)).await;
+            // Best effort and without waiting: the last block was complete, so
+            // the client resumes cleanly whether or not this comment arrives.
+            let _ = self
+                .stream
+                .try_write(b": herald is shutting down; reconnect to resume\n\n");
         }
     }
-    let _ = stream.shutdown().await;
 }
 
 /// Why a stream ended.
@@ -112,33 +164,39 @@ pub enum End {
 }
 
 /// The `deliver` loop: events, heartbeats, shutdown and peer close, until one ends it.
-async fn deliver(stream: &mut TcpStream, sub: &mut Subscription, shared: &Shared) -> End {
+///
+/// Every future it waits on is kept small on purpose: this loop is what an
+/// idle subscriber costs (see the `tasks_stay_small` test).
+pub(crate) async fn deliver(stream: &TcpStream, sub: &mut Subscription, shared: &Shared) -> End {
     let mut ticks = shared.ticks.clone();
     ticks.mark_unchanged();
+    if shared.shutdown.is_cancelled() {
+        return End::Shutdown;
+    }
     let mut wrote_since_tick = false;
     let (timeout, stop) = (shared.opts.write_timeout, &shared.shutdown);
     loop {
         let frames: Vec<Arc<Event>> = tokio::select! {
             biased;
-            _ = stop.cancelled() => return End::Shutdown,
-            r = sub.next() => match r {
-                Ok(first) => gather(first, sub),
-                Err(SubscriptionEnd::Closed) => return End::Shutdown,
-                Err(e) => return End::Subscription(e),
-            },
             r = ticks.changed() => {
-                if r.is_err() {
+                if r.is_err() || *ticks.borrow_and_update() == ticker::SHUTDOWN {
                     return End::Shutdown;
                 }
                 if !std::mem::take(&mut wrote_since_tick) {
                     let beat: [&[u8]; 1] = [b":\n\n"];
-                    if let Err(e) = write::write_all(stream, &beat, timeout, stop).await {
+                    if let Err(e) = write::write_all(stream, &beat, timeout, stop).finish().await {
                         return e.into();
                     }
                 }
                 continue;
             }
-            r = stream.readable() => {
+            r = sub.next() => match r {
+                Ok(first) => gather(first, sub),
+                Err(SubscriptionEnd::Closed) => return End::Shutdown,
+                Err(e) => return End::Subscription(e),
+            },
+            // Readable on an SSE stream means the client left (or sent junk).
+            r = std::future::poll_fn(|cx| stream.poll_read_ready(cx)) => {
                 let mut scratch = [0u8; 64];
                 match r.and_then(|()| stream.try_read(&mut scratch)) {
                     Ok(0) => return End::PeerClosed,
@@ -148,7 +206,10 @@ async fn deliver(stream: &mut TcpStream, sub: &mut Subscription, shared: &Shared
             }
         };
         let slices: Vec<&[u8]> = frames.iter().map(|e| e.sse_frame().as_ref()).collect();
-        if let Err(e) = write::write_all(stream, &slices, timeout, stop).await {
+        if let Err(e) = write::write_all(stream, &slices, timeout, stop)
+            .finish()
+            .await
+        {
             return e.into();
         }
         wrote_since_tick = true;
@@ -182,7 +243,10 @@ impl From<WriteError> for End {
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Serves `GET /sse` through hyper (a keep-alive connection's later request).
-pub async fn serve_hyper(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Rejection> {
+pub async fn serve_hyper(
+    req: Request<hyper::body::Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Body>, Rejection> {
     let last_event_id = req
         .headers()
         .get("last-event-id")
@@ -209,8 +273,13 @@ pub async fn serve_hyper(req: Request<hyper::body::Incoming>, shared: Arc<Shared
         shared,
     };
     let body = StreamBody::new(stream::unfold(state, HyperStream::next_frame)).boxed_unsync();
-    resp.body(body)
-        .map_err(|e| Rejection::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+    resp.body(body).map_err(|e| {
+        Rejection::new(
+            hyper::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })
 }
 
 /// The state of an SSE body served through hyper.

@@ -1,0 +1,51 @@
+use std::sync::Arc;
+
+use herald_core::{Fanout, Hub, Limits, MemoryLog, Resume, Retention, Selector, Topic};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+
+/// What an idle stream costs is mostly the size of its task's future: keep it
+/// small (DESIGN.md: the lean path holds a socket, a cursor and a few bytes).
+#[tokio::test]
+async fn tasks_stay_small() {
+    let fanout = Arc::new(Fanout::new(8));
+    let log = Arc::new(MemoryLog::new(1, Retention::default(), fanout.clone()));
+    let hub = Hub::new(log, fanout, Limits::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(
+        listener,
+        hub.clone(),
+        ServerOptions::default(),
+        CancellationToken::new(),
+    );
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let conn = connection(stream, addr, server.shared().clone());
+    println!("connection future: {} bytes", std::mem::size_of_val(&conn));
+    assert!(
+        std::mem::size_of_val(&conn) <= 2048,
+        "short-lived, but keep it bounded"
+    );
+
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let topic = Topic::parse("t", 10).unwrap();
+    let sub = hub
+        .subscribe(&Selector::exact([topic]), Resume::Now)
+        .await
+        .unwrap();
+    let mut sub2 = hub
+        .subscribe(
+            &Selector::exact([Topic::parse("u", 10).unwrap()]),
+            Resume::Now,
+        )
+        .await
+        .unwrap();
+    let d = crate::transports::sse::deliver(&stream, &mut sub2, server.shared());
+    println!("deliver future: {} bytes", std::mem::size_of_val(&d));
+    drop(d);
+    let task = crate::transports::sse::run_stream(stream, sub, server.shared().clone());
+    println!("stream task future: {} bytes", std::mem::size_of_val(&task));
+    assert!(std::mem::size_of_val(&task) <= 640);
+}
