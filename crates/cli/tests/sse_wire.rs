@@ -81,3 +81,23 @@ fn idle_streams_get_heartbeat_comments() {
     let text = sse.read_until("\n:\n\n");
     assert!(text.contains(":\n\n"));
 }
+
+#[test]
+fn a_stream_on_a_keep_alive_connection_is_served_chunked_with_the_same_frames() {
+    use std::io::Write;
+    let hub = Hub::start(&[]);
+    let first = publish_id(hub.addr, "ka", "replayed");
+    let epoch = first.split('-').next().unwrap().to_string();
+    let mut sse = Sse::open(hub.addr, "/healthz", &[]);
+    sse.read_until("ok\n");
+    let req = format!("GET /sse?topic=ka&last_event_id={epoch}-0 HTTP/1.1\r\nHost: t\r\n\r\n");
+    sse.stream.write_all(req.as_bytes()).unwrap();
+    let text = sse.read_until("data: replayed\n\n");
+    let second = &text[text.find("ok\n").unwrap()..];
+    assert!(second.contains("HTTP/1.1 200 OK\r\n"), "{second}");
+    assert!(second.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{second}");
+    assert!(second.contains("content-type: text/event-stream"), "{second}");
+    assert!(second.contains(&format!("id: {first}\ndata: replayed\n\n")), "{second}");
+    publish_id(hub.addr, "ka", "live");
+    sse.read_until("data: live\n\n");
+}
