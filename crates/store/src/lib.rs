@@ -1,1 +1,67 @@
-//! placeholder
+//! Herald's embedded durable log: [`herald_core::Log`] on one [redb] file.
+//!
+//! # Layout
+//!
+//! - [`RedbLog`] (`redb_log.rs`): the handle the hub holds. It opens the data
+//!   dir, starts the writer thread, sends appends to it and runs reads itself.
+//! - `writer.rs`: the one writer thread. It drains every waiting command into a
+//!   group, applies the group in ONE write transaction (one `fsync`), commits,
+//!   publishes the new counters, hands the committed events to the
+//!   [`herald_core::Fanout`] in `seq` order, then answers each appender. The same
+//!   thread sweeps age retention every [`StoreOptions::trim_interval`].
+//! - `apply.rs`: what one append or one trim does to the tables inside that
+//!   transaction; a step-for-step mirror of [`herald_core::MemoryLog`], the
+//!   reference model the property tests compare against.
+//! - `read.rs`: `read` and `lookup_id` on a read transaction (a snapshot), run
+//!   on tokio's blocking pool, concurrently with the writer.
+//! - `tables.rs`: the six tables and the meta record (epoch, next `seq`,
+//!   global trim mark, total bytes); `codec.rs`: the postcard form of an event.
+//! - `stats.rs`: [`StoreStats`], kept in atomics by the writer so reading them
+//!   costs nothing; `error.rs`: [`StoreError`].
+//!
+//! Data flow: `Hub::publish` → [`RedbLog`]`::append` → channel → writer thread
+//! (group of appends → one transaction → commit + `fsync`) → `last_seq` →
+//! `Fanout::deliver` → reply to each appender. Reads never wait for the writer.
+
+#![warn(missing_docs)]
+
+mod apply;
+mod codec;
+mod error;
+mod read;
+mod redb_log;
+mod stats;
+mod tables;
+mod writer;
+
+use std::time::Duration;
+
+use herald_core::Retention;
+
+pub use error::StoreError;
+pub use redb_log::RedbLog;
+pub use stats::StoreStats;
+
+/// How the embedded log keeps history and batches its writes.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// What history to keep (per-topic count, total bytes, age).
+    pub retention: Retention,
+    /// Most events folded into one group commit: bounds how long one commit
+    /// holds back the appenders queued behind it (a larger single batch still
+    /// commits, alone).
+    pub max_batch_events: usize,
+    /// How often the writer removes events older than `retention.max_age`.
+    /// Appends trim too, so this only matters when publishing stops.
+    pub trim_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            retention: Retention::default(),
+            max_batch_events: 4096,
+            trim_interval: Duration::from_secs(1),
+        }
+    }
+}

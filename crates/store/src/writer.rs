@@ -1,0 +1,263 @@
+//! The writer thread: the only code that writes the history file.
+//!
+//! It takes the first waiting command, drains whatever else is waiting (up to
+//! `max_batch_events` events) into a group, and applies the whole group in
+//! ONE write transaction with an `fsync` on commit: publishers that arrive
+//! together share one disk flush. Each append is checked on its own inside the
+//! transaction, so a duplicate id fails that batch alone. Only after the commit
+//! does it publish `last_seq`, hand the events to the fan-out (in `seq` order,
+//! as the `Log` contract requires) and answer the appenders. A storage error
+//! aborts the transaction: every request in the group fails and nothing of it
+//! is stored. A dedicated OS thread (not a tokio worker) because every commit
+//! blocks on the disk.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use herald_core::{AppendError, Draft, Event, Fanout};
+use redb::Database;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::StoreOptions;
+use crate::apply::{Applied, Tables};
+use crate::error::{Fault, StoreError};
+use crate::stats::Counters;
+use crate::tables::{Meta, begin_durable};
+
+/// The answer to one append.
+pub(crate) type AppendResult = Result<Vec<Arc<Event>>, AppendError>;
+
+/// What the writer thread is asked to do.
+pub(crate) enum Command {
+    /// Store a batch and answer with the committed events.
+    Append {
+        batch: Vec<Draft>,
+        now_ms: u64,
+        reply: oneshot::Sender<AppendResult>,
+    },
+    /// Apply byte and age retention as of `now_ms`.
+    Trim {
+        now_ms: u64,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Finish what was sent before, then stop.
+    Close { reply: oneshot::Sender<()> },
+}
+
+/// Shortest sweep period: a zero `trim_interval` must not spin.
+const MIN_TRIM_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub(crate) db: Arc<Database>,
+    /// The data dir and the history file, for error messages.
+    pub(crate) dir: PathBuf,
+    pub(crate) path: PathBuf,
+    /// The committed meta record (the next transaction starts from it).
+    pub(crate) meta: Meta,
+    pub(crate) opts: StoreOptions,
+    pub(crate) fanout: Arc<Fanout>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) rx: Receiver<Command>,
+}
+
+impl Writer {
+    /// Serves commands until `Close` or until every sender is gone.
+    pub(crate) fn run(mut self) {
+        let interval = self.opts.trim_interval.max(MIN_TRIM_INTERVAL);
+        let mut next_sweep = Instant::now().checked_add(interval);
+        loop {
+            let now = Instant::now();
+            if next_sweep.is_some_and(|at| at <= now) {
+                self.sweep();
+                next_sweep = Instant::now().checked_add(interval);
+            }
+            let got = match next_sweep {
+                Some(at) => self.rx.recv_timeout(at.saturating_duration_since(now)),
+                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match got {
+                Ok(Command::Close { reply }) => return self.shut_down(reply),
+                Ok(first) => {
+                    if let Some(reply) = self.serve(first) {
+                        return self.shut_down(reply);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Builds a group from `first` and everything waiting behind it, and
+    /// commits it. Returns the reply of a `Close` met while draining.
+    fn serve(&mut self, first: Command) -> Option<oneshot::Sender<()>> {
+        let max = self.opts.max_batch_events.max(1);
+        let (mut ops, mut replies) = (Vec::new(), Vec::new());
+        let mut events = 0;
+        let mut close = None;
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Append {
+                    batch,
+                    now_ms,
+                    reply,
+                } => {
+                    events += batch.len();
+                    ops.push(Op::Append(batch, now_ms));
+                    replies.push(Reply::Append(reply));
+                }
+                Command::Trim { now_ms, reply } => {
+                    ops.push(Op::Trim(now_ms));
+                    replies.push(Reply::Trim(reply));
+                }
+                Command::Close { reply } => {
+                    close = Some(reply);
+                    break;
+                }
+            }
+            if events < max {
+                next = self.rx.try_recv().ok();
+            }
+        }
+        self.commit_group(ops, replies);
+        close
+    }
+
+    /// Applies, commits, publishes, delivers, answers: in that order.
+    fn commit_group(&mut self, ops: Vec<Op>, replies: Vec<Reply>) {
+        let results = match self.transact(ops) {
+            Ok(results) => results,
+            Err(fault) => {
+                let e = StoreError::from_fault(&self.dir, &self.path, fault);
+                tracing::error!(error = %e, "history write failed; its publishers get an error");
+                let msg = e.to_string();
+                for r in replies {
+                    r.fail(&msg);
+                }
+                return;
+            }
+        };
+        let committed: Vec<Arc<Event>> = results.iter().flatten().flatten().cloned().collect();
+        if !committed.is_empty() {
+            self.fanout.deliver(&committed);
+        }
+        for (r, result) in replies.into_iter().zip(results) {
+            r.answer(result);
+        }
+    }
+
+    /// Runs `ops` in one durable transaction; on success the new state is
+    /// cached and published. Nothing is cached if anything fails.
+    fn transact(&mut self, ops: Vec<Op>) -> Result<Vec<AppendResult>, Fault> {
+        let txn = begin_durable(&self.db)?;
+        let (results, applied) = {
+            let mut tables = Tables::open(&txn, self.meta)?;
+            let mut results = Vec::with_capacity(ops.len());
+            for op in ops {
+                results.push(match op {
+                    Op::Append(batch, now_ms) => {
+                        tables.append(batch, now_ms, &self.opts.retention)?
+                    }
+                    Op::Trim(now_ms) => tables
+                        .trim_global(&self.opts.retention, now_ms)
+                        .map(|()| Ok(Vec::new()))?,
+                });
+            }
+            (results, tables.finish()?)
+        };
+        let Applied {
+            meta,
+            shape,
+            changed,
+        } = applied;
+        if changed {
+            txn.commit()?;
+            self.counters.count_commit();
+        } else {
+            txn.abort()?;
+        }
+        self.meta = meta;
+        self.counters.publish(&meta, &shape);
+        Ok(results)
+    }
+
+    /// The periodic age sweep, by the wall clock (event times are wall-clock).
+    fn sweep(&mut self) {
+        if self.opts.retention.max_age.is_none() {
+            return;
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if let Err(fault) = self.transact(vec![Op::Trim(now_ms)]) {
+            let e = StoreError::from_fault(&self.dir, &self.path, fault);
+            tracing::warn!(error = %e, "history age sweep failed; it is retried");
+        }
+    }
+
+    /// Releases the file, drops whatever is still queued (those requesters
+    /// see the store closed), then confirms.
+    fn shut_down(self, reply: oneshot::Sender<()>) {
+        let Writer { db, rx, .. } = self;
+        drop(db);
+        let mut waiting = vec![reply];
+        while let Ok(cmd) = rx.try_recv() {
+            if let Command::Close { reply } = cmd {
+                waiting.push(reply);
+            }
+        }
+        drop(rx);
+        for r in waiting {
+            let _ = r.send(());
+        }
+    }
+}
+
+/// A request's operation, moved into the transaction.
+enum Op {
+    Append(Vec<Draft>, u64),
+    Trim(u64),
+}
+
+/// A request's reply channel, kept until after the commit.
+enum Reply {
+    Append(oneshot::Sender<AppendResult>),
+    Trim(oneshot::Sender<Result<(), String>>),
+}
+
+impl Reply {
+    /// Answers with the request's result (a gone requester is fine: a dropped
+    /// append may or may not have been stored, as the `Log` trait says).
+    fn answer(self, result: AppendResult) {
+        match self {
+            Reply::Append(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Trim(tx) => {
+                let _ = tx.send(Ok(()));
+            }
+        }
+    }
+
+    /// Answers that the group's transaction failed.
+    fn fail(self, msg: &str) {
+        match self {
+            Reply::Append(tx) => {
+                let _ = tx.send(Err(AppendError::Unavailable(msg.to_string())));
+            }
+            Reply::Trim(tx) => {
+                let _ = tx.send(Err(msg.to_string()));
+            }
+        }
+    }
+}
+
+/// Opens a channel to a writer (the sender goes to `RedbLog`).
+pub(crate) fn channel() -> (mpsc::Sender<Command>, Receiver<Command>) {
+    mpsc::channel()
+}
