@@ -6,7 +6,9 @@ pub mod subscribe;
 
 /// A runtime for the client commands.
 pub fn client_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// The hub URL flag shared by the client commands.

@@ -122,8 +122,9 @@ pub struct Config {
 pub fn load(file: Option<&std::path::Path>, overrides: Overrides) -> Result<Config, BadConfig> {
     let mut s = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| BadConfig(format!("cannot read config file {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                BadConfig(format!("cannot read config file {}: {e}", path.display()))
+            })?;
             toml::from_str::<Settings>(&text)
                 .map_err(|e| BadConfig(format!("config file {}: {e}", path.display())))?
         }
@@ -135,7 +136,10 @@ pub fn load(file: Option<&std::path::Path>, overrides: Overrides) -> Result<Conf
 
 fn validate(s: Settings) -> Result<Config, BadConfig> {
     let listen: SocketAddr = s.listen.parse().map_err(|_| {
-        BadConfig(format!("listen = {:?} is not an IP:PORT address (for example 127.0.0.1:8080)", s.listen))
+        BadConfig(format!(
+            "listen = {:?} is not an IP:PORT address (for example 127.0.0.1:8080)",
+            s.listen
+        ))
     })?;
     let positive = [
         ("heartbeat_secs", s.heartbeat_secs as usize),
@@ -165,17 +169,24 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         )));
     }
     if s.retention_max_bytes == 0 {
-        return Err(BadConfig("retention_max_bytes must be greater than 0".into()));
+        return Err(BadConfig(
+            "retention_max_bytes must be greater than 0".into(),
+        ));
     }
     let json_logs = match s.log_format.as_str() {
         "text" => false,
         "json" => true,
-        other => return Err(BadConfig(format!("log_format = {other:?}: use \"text\" or \"json\""))),
+        other => {
+            return Err(BadConfig(format!(
+                "log_format = {other:?}: use \"text\" or \"json\""
+            )));
+        }
     };
     let retention = Retention {
         max_events_per_topic: s.retention_events_per_topic,
         max_bytes: s.retention_max_bytes,
-        max_age: (s.retention_max_age_secs > 0).then(|| Duration::from_secs(s.retention_max_age_secs)),
+        max_age: (s.retention_max_age_secs > 0)
+            .then(|| Duration::from_secs(s.retention_max_age_secs)),
     };
     Ok(Config {
         listen,
@@ -215,7 +226,11 @@ mod tests {
     fn layers_file_then_overrides() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nheartbeat_secs = 5\nmax_topics = 7\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nheartbeat_secs = 5\nmax_topics = 7\n",
+        )
+        .unwrap();
         let o = Overrides {
             heartbeat_secs: Some(2),
             ..Overrides::default()
@@ -230,13 +245,36 @@ mod tests {
     #[test]
     fn rejects_bad_values_with_the_setting_named() {
         let bad = |o: Overrides| load(None, o).unwrap_err().0;
-        assert!(bad(Overrides { listen: Some("nope".into()), ..Default::default() }).contains("listen"));
-        assert!(bad(Overrides { max_topics: Some(0), ..Default::default() }).contains("max_topics"));
-        assert!(bad(Overrides { log_format: Some("xml".into()), ..Default::default() }).contains("log_format"));
+        assert!(
+            bad(Overrides {
+                listen: Some("nope".into()),
+                ..Default::default()
+            })
+            .contains("listen")
+        );
+        assert!(
+            bad(Overrides {
+                max_topics: Some(0),
+                ..Default::default()
+            })
+            .contains("max_topics")
+        );
+        assert!(
+            bad(Overrides {
+                log_format: Some("xml".into()),
+                ..Default::default()
+            })
+            .contains("log_format")
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.toml");
         std::fs::write(&path, "no_such_setting = 1\n").unwrap();
-        assert!(load(Some(&path), Overrides::default()).unwrap_err().0.contains("no_such_setting"));
+        assert!(
+            load(Some(&path), Overrides::default())
+                .unwrap_err()
+                .0
+                .contains("no_such_setting")
+        );
     }
 }
 

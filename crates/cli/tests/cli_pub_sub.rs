@@ -12,20 +12,46 @@ fn pub_prints_the_id_and_sub_prints_events_then_resumes() {
     let url = format!("http://{}", hub.addr);
     let bin = env!("CARGO_BIN_EXE_herald");
     let out = Command::new(bin)
-        .args(["pub", "--hub", &url, "--type", "greeting", "news", "hello world"])
+        .args([
+            "pub",
+            "--hub",
+            &url,
+            "--type",
+            "greeting",
+            "news",
+            "hello world",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let first = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let second = publish_id(hub.addr, "news", "line1\nline2");
 
     let epoch = first.split('-').next().unwrap();
     let sub = Command::new(bin)
-        .args(["sub", "--hub", &url, "--json", "--count", "2", "--last-event-id", &format!("{epoch}-0"), "news"])
+        .args([
+            "sub",
+            "--hub",
+            &url,
+            "--json",
+            "--count",
+            "2",
+            "--last-event-id",
+            &format!("{epoch}-0"),
+            "news",
+        ])
         .stdout(Stdio::piped())
         .output()
         .unwrap();
-    assert!(sub.status.success(), "{}", String::from_utf8_lossy(&sub.stderr));
+    assert!(
+        sub.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sub.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(sub.stdout)
         .unwrap()
         .lines()
@@ -38,7 +64,10 @@ fn pub_prints_the_id_and_sub_prints_events_then_resumes() {
     assert_eq!(lines[1]["id"], second);
     assert_eq!(lines[1]["data"], "line1\nline2");
 
-    let refused = Command::new(bin).args(["pub", "--hub", &url, "bad\ntopic", "x"]).output().unwrap();
+    let refused = Command::new(bin)
+        .args(["pub", "--hub", &url, "bad\ntopic", "x"])
+        .output()
+        .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("400"));
 }
@@ -51,7 +80,16 @@ fn sub_reconnects_and_resumes_across_a_restart() {
     // Start from the beginning of the log so the test does not race the connect.
     let from = format!("{}-0", hub.epoch());
     let child = Command::new(bin)
-        .args(["sub", "--hub", &url, "--count", "4", "--last-event-id", &from, "t"])
+        .args([
+            "sub",
+            "--hub",
+            &url,
+            "--count",
+            "4",
+            "--last-event-id",
+            &from,
+            "t",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

@@ -32,7 +32,10 @@ fn sigkill_mid_stream_loses_no_acknowledged_event() {
                     match raw {
                         Ok((200, body)) => {
                             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-                            acked.lock().unwrap().push((v["id"].as_str().unwrap().to_string(), data));
+                            acked
+                                .lock()
+                                .unwrap()
+                                .push((v["id"].as_str().unwrap().to_string(), data));
                         }
                         _ => return, // the hub is gone; unacknowledged events may or may not exist
                     }
@@ -65,9 +68,15 @@ fn sigkill_mid_stream_loses_no_acknowledged_event() {
     all.read_until("data: after-restart\n\n");
     let ids = all.ids();
     let seqs: Vec<u64> = ids.iter().map(|i| seq(i)).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order, no duplicate");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in order, no duplicate"
+    );
     for (id, _) in &acked {
-        assert!(ids.contains(id), "acknowledged event {id} lost (last acked {last_acked})");
+        assert!(
+            ids.contains(id),
+            "acknowledged event {id} lost (last acked {last_acked})"
+        );
     }
     assert_eq!(ids.last(), Some(&marker));
 
@@ -77,5 +86,8 @@ fn sigkill_mid_stream_loses_no_acknowledged_event() {
     resumed.read_until("data: after-restart\n\n");
     let mut joined = got_before.clone();
     joined.extend(resumed.ids());
-    assert_eq!(joined, ids, "first connection + resumed one = the whole log");
+    assert_eq!(
+        joined, ids,
+        "first connection + resumed one = the whole log"
+    );
 }

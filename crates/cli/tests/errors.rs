@@ -7,7 +7,16 @@ use common::*;
 
 #[test]
 fn bad_requests_get_clear_errors() {
-    let hub = Hub::start(&["--max-body-bytes", "2048", "--max-data-bytes", "1024", "--max-batch", "3", "--max-topic-len", "16"]);
+    let hub = Hub::start(&[
+        "--max-body-bytes",
+        "2048",
+        "--max-data-bytes",
+        "1024",
+        "--max-batch",
+        "3",
+        "--max-topic-len",
+        "16",
+    ]);
     publish(hub.addr, "/publish?topic=t&id=taken", "x");
     let json = [("Content-Type", "application/json")];
     let none: [(&str, &str); 0] = [];
@@ -47,13 +56,21 @@ fn bad_requests_get_clear_errors() {
     for (method, target, headers, body, status, code) in cases {
         let (got, text) = request(hub.addr, method, target, headers, &body);
         assert_eq!(got, status, "{method} {target}: {text}");
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{target}: {e}: {text}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{target}: {e}: {text}"));
         assert_eq!(v["error"], code, "{method} {target}: {text}");
-        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{text}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{text}"
+        );
     }
     // A head that is not HTTP, and one that is too large.
     let junk = raw_bytes(hub.addr, b"GET /sse?topic=t HTTP/1.1\r\nBad Header\r\n\r\n");
-    assert!(String::from_utf8_lossy(&junk).starts_with("HTTP/1.1 400"), "{:?}", String::from_utf8_lossy(&junk));
+    assert!(
+        String::from_utf8_lossy(&junk).starts_with("HTTP/1.1 400"),
+        "{:?}",
+        String::from_utf8_lossy(&junk)
+    );
     let long = format!("/sse?topic={}", "a".repeat(20_000));
     let (got, _) = request(hub.addr, "GET", &long, &[], b"");
     assert_eq!(got, 431);

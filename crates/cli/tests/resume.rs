@@ -6,7 +6,9 @@ mod common;
 use common::*;
 
 fn seed(hub: &Hub, n: usize) -> Vec<String> {
-    (0..n).map(|i| publish_id(hub.addr, "r", &format!("e{i}"))).collect()
+    (0..n)
+        .map(|i| publish_id(hub.addr, "r", &format!("e{i}")))
+        .collect()
 }
 
 #[test]
@@ -18,10 +20,16 @@ fn resumes_after_the_given_position_by_header_and_by_query() {
         (format!("/sse?topic=r&lastEventID={}", ids[2]), None),
         (format!("/sse?topic=r&lastEventId={}", ids[2]), None),
         // The header wins over the URL's (stale) cursor.
-        (format!("/sse?topic=r&last_event_id={}", ids[0]), Some(ids[2].clone())),
+        (
+            format!("/sse?topic=r&last_event_id={}", ids[0]),
+            Some(ids[2].clone()),
+        ),
     ];
     for (n, (target, header)) in cases.into_iter().enumerate() {
-        let headers: Vec<(&str, &str)> = header.iter().map(|h| ("Last-Event-ID", h.as_str())).collect();
+        let headers: Vec<(&str, &str)> = header
+            .iter()
+            .map(|h| ("Last-Event-ID", h.as_str()))
+            .collect();
         let mut sse = Sse::open(hub.addr, &target, &headers);
         sse.read_until("data: e5\n\n");
         // Then live: the new event follows the replay with no gap.
@@ -53,9 +61,16 @@ fn unusable_positions_are_reset_explicitly() {
         (format!("{epoch}-999"), "unknown"),
         (ids[0].clone(), "expired"),
     ] {
-        let mut sse = Sse::open(hub.addr, "/sse?topic=r&topic=live", &[("Last-Event-ID", &cursor)]);
+        let mut sse = Sse::open(
+            hub.addr,
+            "/sse?topic=r&topic=live",
+            &[("Last-Event-ID", &cursor)],
+        );
         let text = sse.read_until("\"}\n\n");
-        assert!(text.contains("Herald-Resume: reset\r\n"), "{cursor}: {text}");
+        assert!(
+            text.contains("Herald-Resume: reset\r\n"),
+            "{cursor}: {text}"
+        );
         let expected = format!(
             "event: herald-reset\nid: {head}\ndata: {{\"last_event_id\":\"{head}\",\"reason\":\"{reason}\"}}\n\n"
         );

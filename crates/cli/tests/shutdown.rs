@@ -8,7 +8,9 @@ use common::*;
 #[test]
 fn sigterm_ends_streams_cleanly_and_exits_zero() {
     let mut hub = Hub::start(&[]);
-    let mut streams: Vec<Sse> = (0..3).map(|_| Sse::open(hub.addr, "/sse?topic=s", &[])).collect();
+    let mut streams: Vec<Sse> = (0..3)
+        .map(|_| Sse::open(hub.addr, "/sse?topic=s", &[]))
+        .collect();
     for s in &mut streams {
         s.read_until("retry: ");
     }
@@ -20,7 +22,10 @@ fn sigterm_ends_streams_cleanly_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}");
     for s in &mut streams {
         let text = s.read_to_close();
-        assert!(text.ends_with("\n\n"), "ends after a complete block: {text:?}");
+        assert!(
+            text.ends_with("\n\n"),
+            "ends after a complete block: {text:?}"
+        );
         assert!(text.contains(": herald is shutting down"), "{text:?}");
     }
     // Restart on the same dir: resuming from `before` loses nothing.

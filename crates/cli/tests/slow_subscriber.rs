@@ -19,7 +19,13 @@ fn slow_subscriber_catches_up_from_the_log_without_loss() {
     let body = serde_json::to_vec(&body).unwrap();
     let mut ids = Vec::new();
     for _ in 0..20 {
-        let (s, text) = request(hub.addr, "POST", "/publish", &[("Content-Type", "application/json")], &body);
+        let (s, text) = request(
+            hub.addr,
+            "POST",
+            "/publish",
+            &[("Content-Type", "application/json")],
+            &body,
+        );
         assert_eq!(s, 200, "{text}");
         let v: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
         ids.extend(v.iter().map(|x| x["id"].as_str().unwrap().to_string()));

@@ -18,7 +18,10 @@ fn stream_head_greeting_and_event_framing_are_exact() {
     ] {
         assert!(head.contains(h), "missing {h:?} in {head}");
     }
-    assert!(!head.to_ascii_lowercase().contains("content-length"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
     let body = sse.read_until("retry: ");
     let body = &body[body.find("\r\n\r\n").unwrap() + 4..];
     assert!(body.starts_with(": herald\n\nretry: "), "{body:?}");
@@ -57,10 +60,17 @@ fn json_publish_single_and_batch() {
     let mut sse = Sse::open(hub.addr, "/sse?topic=j&topic=k", &[]);
     sse.read_until("retry: ");
     let ct = [("Content-Type", "application/json")];
-    let (s, one) = request(hub.addr, "POST", "/publish", &ct, br#"{"topic":"j","data":"one","type":"t1"}"#);
+    let (s, one) = request(
+        hub.addr,
+        "POST",
+        "/publish",
+        &ct,
+        br#"{"topic":"j","data":"one","type":"t1"}"#,
+    );
     assert_eq!(s, 200, "{one}");
     assert!(one.starts_with("{\"id\":\""), "{one}");
-    let batch = br#"[{"topic":["j","k"],"data":"two"},{"topic":"k","data":"three","id":"x3","retry":100}]"#;
+    let batch =
+        br#"[{"topic":["j","k"],"data":"two"},{"topic":"k","data":"three","id":"x3","retry":100}]"#;
     let (s, many) = request(hub.addr, "POST", "/publish", &ct, batch);
     assert_eq!(s, 200, "{many}");
     let ids: Vec<serde_json::Value> = serde_json::from_str(&many).unwrap();
@@ -70,7 +80,10 @@ fn json_publish_single_and_batch() {
     let one_at = text.find("data: one").unwrap();
     let two_at = text.find("data: two").unwrap();
     assert!(one_at < two_at && text.contains("event: t1\n"), "{text}");
-    assert!(text.contains("retry: 100\nid: x3\ndata: three\n\n"), "{text}");
+    assert!(
+        text.contains("retry: 100\nid: x3\ndata: three\n\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -95,9 +108,20 @@ fn a_stream_on_a_keep_alive_connection_is_served_chunked_with_the_same_frames() 
     let text = sse.read_until("data: replayed\n\n");
     let second = &text[text.find("ok\n").unwrap()..];
     assert!(second.contains("HTTP/1.1 200 OK\r\n"), "{second}");
-    assert!(second.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{second}");
-    assert!(second.contains("content-type: text/event-stream"), "{second}");
-    assert!(second.contains(&format!("id: {first}\ndata: replayed\n\n")), "{second}");
+    assert!(
+        second
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{second}"
+    );
+    assert!(
+        second.contains("content-type: text/event-stream"),
+        "{second}"
+    );
+    assert!(
+        second.contains(&format!("id: {first}\ndata: replayed\n\n")),
+        "{second}"
+    );
     publish_id(hub.addr, "ka", "live");
     sse.read_until("data: live\n\n");
 }

@@ -286,7 +286,14 @@ mod tests {
     #[test]
     fn validates_fields() {
         let l = Limits::default();
-        let ok = Draft::new(vec![t("a"), t("a")], Bytes::from("x"), Some("k"), None, None, &l);
+        let ok = Draft::new(
+            vec![t("a"), t("a")],
+            Bytes::from("x"),
+            Some("k"),
+            None,
+            None,
+            &l,
+        );
         assert_eq!(ok.unwrap().topics.len(), 1);
         assert_eq!(
             Draft::new(vec![], Bytes::new(), None, None, None, &l),
@@ -296,7 +303,12 @@ mod tests {
             Draft::new(vec![t("a")], Bytes::from(vec![0xff]), None, None, None, &l),
             Err(DraftError::DataNotUtf8)
         );
-        for (k, i) in [(Some("a\nb"), None), (None, Some("x\r")), (None, Some("\0")), (Some(""), None)] {
+        for (k, i) in [
+            (Some("a\nb"), None),
+            (None, Some("x\r")),
+            (None, Some("\0")),
+            (Some(""), None),
+        ] {
             assert!(matches!(
                 Draft::new(vec![t("a")], Bytes::new(), k, i, None, &l),
                 Err(DraftError::BadField { .. })

@@ -72,7 +72,12 @@ impl Fanout {
     /// A cursor into `topic`'s ring, created if needed. It sees events
     /// delivered after this call.
     pub(crate) fn watch(&self, topic: &Topic) -> broadcast::Receiver<Arc<Event>> {
-        if let Some(tx) = self.rings.read().unwrap_or_else(|e| e.into_inner()).get(topic) {
+        if let Some(tx) = self
+            .rings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+        {
             return tx.subscribe();
         }
         let mut rings = self.rings.write().unwrap_or_else(|e| e.into_inner());
@@ -92,7 +97,10 @@ impl Fanout {
 
     /// Closes every ring: subscriptions end with [`crate::SubscriptionEnd::Closed`].
     pub fn close(&self) {
-        self.rings.write().unwrap_or_else(|e| e.into_inner()).clear();
+        self.rings
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub(crate) fn count_lag(&self) {

@@ -91,7 +91,11 @@ impl Hub {
 
     /// Appends `batch` (atomically, in order, durably) and fans it out.
     /// Returns once the events are durable.
-    pub async fn publish(&self, batch: Vec<Draft>, now_ms: u64) -> Result<Vec<Arc<Event>>, PublishError> {
+    pub async fn publish(
+        &self,
+        batch: Vec<Draft>,
+        now_ms: u64,
+    ) -> Result<Vec<Arc<Event>>, PublishError> {
         if batch.is_empty() {
             return Err(PublishError::Empty);
         }
@@ -107,7 +111,11 @@ impl Hub {
     /// Subscribes to `selector` from `resume`. Cursors are registered before
     /// history is read (see [`crate::subscription`]). If the resume cursor can't
     /// be honoured the subscription carries a [`Reset`] and starts live.
-    pub async fn subscribe(&self, selector: &Selector, resume: Resume) -> Result<Subscription, SubscribeError> {
+    pub async fn subscribe(
+        &self,
+        selector: &Selector,
+        resume: Resume,
+    ) -> Result<Subscription, SubscribeError> {
         if selector.is_empty() {
             return Err(SubscribeError::NoTopic);
         }
@@ -143,7 +151,11 @@ impl Hub {
     }
 
     /// Maps a client cursor to a `seq` in this epoch, or says why it can't.
-    async fn resolve(&self, cursor: &str, head: Position) -> Result<Result<u64, ResetReason>, SubscribeError> {
+    async fn resolve(
+        &self,
+        cursor: &str,
+        head: Position,
+    ) -> Result<Result<u64, ResetReason>, SubscribeError> {
         if let Some(p) = Position::parse(cursor) {
             return Ok(if p.epoch != head.epoch {
                 Err(ResetReason::Epoch)

@@ -24,7 +24,9 @@ impl Position {
         if e.is_empty() || e.len() > 16 || q.is_empty() || q.len() > 20 {
             return None;
         }
-        if !e.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        if !e
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             || !q.bytes().all(|b| b.is_ascii_digit())
         {
             return None;
@@ -64,7 +66,17 @@ mod tests {
         };
         assert_eq!(p.to_string(), "abc123-42");
         assert_eq!(Position::parse("abc123-42"), Some(p));
-        for bad in ["", "-1", "abc-", "ABC-1", "x-1", "1-1-1", "1--1", "1-+1", "urn:uuid:1"] {
+        for bad in [
+            "",
+            "-1",
+            "abc-",
+            "ABC-1",
+            "x-1",
+            "1-1-1",
+            "1--1",
+            "1-+1",
+            "urn:uuid:1",
+        ] {
             assert_eq!(Position::parse(bad), None, "{bad}");
         }
     }

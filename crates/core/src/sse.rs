@@ -37,7 +37,11 @@ fn push_data(out: &mut Vec<u8>, data: &[u8]) {
         out.extend_from_slice(&rest[..end.unwrap_or(rest.len())]);
         out.push(b'\n');
         let Some(i) = end else { return };
-        let skip = if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+        let skip = if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') {
+            2
+        } else {
+            1
+        };
         rest = &rest[i + skip..];
     }
 }

@@ -109,7 +109,12 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(crate) fn new(log: Arc<dyn Log>, fanout: Arc<Fanout>, topics: Box<[Topic]>, last: u64) -> Self {
+    pub(crate) fn new(
+        log: Arc<dyn Log>,
+        fanout: Arc<Fanout>,
+        topics: Box<[Topic]>,
+        last: u64,
+    ) -> Self {
         let cursors = topics
             .iter()
             .map(|t| Cursor {
@@ -266,7 +271,11 @@ impl Subscription {
     /// Takes the lowest ready ring event without waiting.
     fn step(&mut self) -> Step {
         let single = self.cursors.len() == 1;
-        let hw = if single { u64::MAX } else { self.fanout.high_water() };
+        let hw = if single {
+            u64::MAX
+        } else {
+            self.fanout.high_water()
+        };
         for c in &mut self.cursors {
             if c.peek.is_none() {
                 match c.rx.try_recv() {

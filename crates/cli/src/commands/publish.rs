@@ -39,12 +39,17 @@ pub fn run(args: Args) -> ExitCode {
         id: args.id,
         retry: None,
     };
-    let result = super::client_runtime().map_err(|e| e.to_string()).and_then(|rt| {
-        rt.block_on(async {
-            let client = Client::new(&args.hub.hub).map_err(|e| e.to_string())?;
-            client.publish(&args.topic, &data, &opts).await.map_err(|e| e.to_string())
-        })
-    });
+    let result = super::client_runtime()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(async {
+                let client = Client::new(&args.hub.hub).map_err(|e| e.to_string())?;
+                client
+                    .publish(&args.topic, &data, &opts)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        });
     match result {
         Ok(id) => {
             println!("{id}");

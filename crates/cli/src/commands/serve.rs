@@ -35,7 +35,10 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     init_tracing(config.json_logs);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("herald: cannot start the runtime: {e}");
@@ -48,7 +51,9 @@ pub fn run(args: Args) -> ExitCode {
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -84,7 +89,9 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     if config.server.dev {
-        tracing::warn!("DEVELOPMENT MODE: anyone can publish and subscribe to every topic. Never run --dev in production.");
+        tracing::warn!(
+            "DEVELOPMENT MODE: anyone can publish and subscribe to every topic. Never run --dev in production."
+        );
     }
     let head = log.last_seq();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), epoch = format!("{:x}", log.epoch()), last_seq = head, "herald started");
@@ -109,7 +116,10 @@ async fn watch_signals(shutdown: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };

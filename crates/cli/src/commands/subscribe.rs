@@ -49,7 +49,9 @@ pub fn run(args: Args) -> ExitCode {
                 format!("{} {} {}", ev.id, ev.kind, ev.data)
             };
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| e.to_string())?;
+            writeln!(out, "{line}")
+                .and_then(|()| out.flush())
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     });

@@ -95,7 +95,13 @@ impl Hub {
     pub fn epoch(&self) -> String {
         let (_, body) = publish(self.addr, "/publish?topic=__epoch_probe", "x");
         let id: serde_json::Value = serde_json::from_str(&body).unwrap();
-        id["id"].as_str().unwrap().split('-').next().unwrap().to_string()
+        id["id"]
+            .as_str()
+            .unwrap()
+            .split('-')
+            .next()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -107,18 +113,36 @@ impl Drop for Hub {
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, body).
-pub fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let raw = raw_request(addr, method, target, headers, body);
     let text = String::from_utf8_lossy(&raw).to_string();
     let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
-pub fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -152,14 +176,20 @@ pub struct Sse {
 impl Sse {
     pub fn open(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Sse {
         let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let mut req = format!("GET {target} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut req =
+            format!("GET {target} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
         stream.write_all(req.as_bytes()).unwrap();
-        Sse { stream, buf: Vec::new() }
+        Sse {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     /// Reads until `needle` appears in everything read so far (or panics after WAIT).
@@ -176,9 +206,16 @@ impl Sse {
             );
             let mut chunk = [0u8; 65536];
             match self.stream.read(&mut chunk) {
-                Ok(0) => panic!("stream closed before {needle:?}; got {:?}", String::from_utf8_lossy(&self.buf)),
+                Ok(0) => panic!(
+                    "stream closed before {needle:?}; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(e) => panic!("read failed: {e}"),
             }
         }
@@ -193,7 +230,11 @@ impl Sse {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return String::from_utf8_lossy(&self.buf).to_string(),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return String::from_utf8_lossy(&self.buf).to_string(),
             }
         }

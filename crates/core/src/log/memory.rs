@@ -83,11 +83,19 @@ impl MemoryLog {
         Ok(out)
     }
 
-    fn read_now(&self, topics: &[Topic], after: u64, limit: usize) -> Result<Vec<Arc<Event>>, ReadError> {
+    fn read_now(
+        &self,
+        topics: &[Topic],
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<Event>>, ReadError> {
         let st = self.lock();
         let mut floor = st.global_mark;
         for t in topics {
-            floor = floor.max(replay_floor(st.global_mark, st.topic_marks.get(t).copied().unwrap_or(0)));
+            floor = floor.max(replay_floor(
+                st.global_mark,
+                st.topic_marks.get(t).copied().unwrap_or(0),
+            ));
         }
         if after < floor {
             return Err(ReadError::Expired { oldest_kept: floor });
@@ -102,7 +110,10 @@ impl MemoryLog {
         seqs.sort_unstable();
         seqs.dedup();
         seqs.truncate(limit);
-        Ok(seqs.iter().filter_map(|s| st.events.get(s).cloned()).collect())
+        Ok(seqs
+            .iter()
+            .filter_map(|s| st.events.get(s).cloned())
+            .collect())
     }
 }
 
@@ -110,7 +121,10 @@ impl State {
     fn insert(&mut self, ev: Arc<Event>) {
         self.bytes += ev.stored_size();
         for t in ev.topics.iter() {
-            self.by_topic.entry(t.clone()).or_default().push_back(ev.seq);
+            self.by_topic
+                .entry(t.clone())
+                .or_default()
+                .push_back(ev.seq);
         }
         if let crate::EventId::Publisher(id) = &ev.id {
             self.ids.insert(id.clone(), ev.seq);
@@ -141,7 +155,9 @@ impl State {
     }
 
     fn still_indexed(&self, seq: u64) -> bool {
-        let Some(ev) = self.events.get(&seq) else { return false };
+        let Some(ev) = self.events.get(&seq) else {
+            return false;
+        };
         ev.topics.iter().any(|t| {
             self.by_topic
                 .get(t)
@@ -195,12 +211,21 @@ impl Log for MemoryLog {
         self.lock().next_seq - 1
     }
 
-    fn append(&self, batch: Vec<Draft>, now_ms: u64) -> BoxFuture<'_, Result<Vec<Arc<Event>>, AppendError>> {
+    fn append(
+        &self,
+        batch: Vec<Draft>,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, AppendError>> {
         let r = self.append_now(batch, now_ms);
         Box::pin(async move { r })
     }
 
-    fn read(&self, topics: Vec<Topic>, after: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Arc<Event>>, ReadError>> {
+    fn read(
+        &self,
+        topics: Vec<Topic>,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, ReadError>> {
         let r = self.read_now(&topics, after, limit);
         Box::pin(async move { r })
     }
