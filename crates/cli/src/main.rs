@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the hub.
-    Serve(commands::serve::Args),
+    Serve(Box<commands::serve::Args>),
     /// Publish one event.
     Pub(commands::publish::Args),
     /// Subscribe and print events as they arrive (reconnects and resumes by itself).
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Serve(args) => commands::serve::run(*args),
         Command::Pub(args) => commands::publish::run(args),
         Command::Sub(args) => commands::subscribe::run(args),
     }

@@ -5,6 +5,16 @@ mod common;
 
 use common::*;
 
+/// Method, target, headers, body, expected status, expected error code.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
 #[test]
 fn bad_requests_get_clear_errors() {
     let hub = Hub::start(&[
@@ -22,7 +32,7 @@ fn bad_requests_get_clear_errors() {
     let none: [(&str, &str); 0] = [];
     let big = "x".repeat(1500);
     let huge = "y".repeat(4000);
-    let cases: Vec<(&str, &str, &[(&str, &str)], Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", "/publish", &none, b"x".to_vec(), 400, "missing_topic"),
         ("POST", "/publish?topic=", &none, b"x".to_vec(), 400, "invalid_topic"),
         ("POST", "/publish?topic=a%0Ab", &none, b"x".to_vec(), 400, "invalid_topic"),

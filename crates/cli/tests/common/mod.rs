@@ -1,6 +1,9 @@
 //! Test harness: the real `herald` binary on 127.0.0.1:0 with a temporary data
 //! dir, and small blocking HTTP/1.1 clients that let tests assert on bytes.
 #![allow(dead_code, unreachable_pub)]
+// These tests drive a separate process over real sockets: their deadlines are
+// wall-clock on purpose, with no tokio runtime whose time could be paused.
+#![allow(clippy::disallowed_types)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
