@@ -40,7 +40,10 @@ impl Hub {
             .args(["--listen", listen, "--data-dir"])
             .arg(dir)
             .args(extra)
-            .env("HERALD_LOG", "warn")
+            .env(
+                "HERALD_LOG",
+                std::env::var("HERALD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
