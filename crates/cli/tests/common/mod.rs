@@ -201,48 +201,45 @@ impl Sse {
     /// Reads until `needle` appears in everything read so far (or panics after WAIT).
     pub fn read_until(&mut self, needle: &str) -> String {
         let start = Instant::now();
-        loop {
-            if String::from_utf8_lossy(&self.buf).contains(needle) {
-                return String::from_utf8_lossy(&self.buf).to_string();
-            }
+        while !String::from_utf8_lossy(&self.buf).contains(needle) {
             assert!(
                 start.elapsed() < WAIT,
                 "timed out waiting for {needle:?}; got {:?}",
                 String::from_utf8_lossy(&self.buf)
             );
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => panic!(
+            if !self.read_some() {
+                panic!(
                     "stream closed before {needle:?}; got {:?}",
                     String::from_utf8_lossy(&self.buf)
-                ),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("read failed: {e}"),
+                );
             }
         }
+        String::from_utf8_lossy(&self.buf).to_string()
     }
 
     /// Reads until the server closes the connection; returns everything read.
     pub fn read_to_close(&mut self) -> String {
         let start = Instant::now();
-        loop {
+        while self.read_some() {
             assert!(start.elapsed() < WAIT, "stream did not close");
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return String::from_utf8_lossy(&self.buf).to_string(),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return String::from_utf8_lossy(&self.buf).to_string(),
+        }
+        String::from_utf8_lossy(&self.buf).to_string()
+    }
+
+    /// Reads what arrives within the socket's short read timeout; `false` once
+    /// the connection is closed (or failed).
+    fn read_some(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
             }
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
         }
     }
 
