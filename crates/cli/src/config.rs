@@ -81,6 +81,12 @@ settings! {
     retention_max_bytes: u64 = 1 << 30, "HERALD_RETENTION_MAX_BYTES";
     /// History kept, in seconds of age (0 = no age bound).
     retention_max_age_secs: u64 = 7 * 24 * 3600, "HERALD_RETENTION_MAX_AGE_SECS";
+    /// Longest a long-poll is held, in seconds (caps the client's timeout).
+    poll_timeout_max_secs: u64 = 30, "HERALD_POLL_TIMEOUT_MAX_SECS";
+    /// Most events in one poll answer (caps the client's max).
+    poll_max_events: usize = 1000, "HERALD_POLL_MAX_EVENTS";
+    /// Bytes after which a forever-iframe stream ends (the page reopens it).
+    iframe_max_bytes: usize = 128 * 1024, "HERALD_IFRAME_MAX_BYTES";
     /// Events a subscriber may fall behind live delivery before it catches up from the store.
     ring_capacity: usize = 512, "HERALD_RING_CAPACITY";
     /// Log format: text or json.
@@ -152,6 +158,8 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ("max_batch", s.max_batch),
         ("ring_capacity", s.ring_capacity),
         ("max_body_bytes", s.max_body_bytes),
+        ("poll_max_events", s.poll_max_events),
+        ("iframe_max_bytes", s.iframe_max_bytes),
     ];
     if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(BadConfig(format!("{name} must be greater than 0")));
@@ -200,6 +208,9 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             max_body_bytes: s.max_body_bytes,
             write_timeout: Duration::from_secs(s.write_timeout_secs),
             shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+            poll_timeout_max: Duration::from_secs(s.poll_timeout_max_secs),
+            poll_max_events: s.poll_max_events,
+            iframe_max_bytes: s.iframe_max_bytes,
         },
         limits: Limits {
             max_topic_len: s.max_topic_len,

@@ -48,6 +48,8 @@ pub struct Event {
     pub time_ms: u64,
     /// The SSE frame, built on first use and then shared by every connection.
     sse: OnceLock<Bytes>,
+    /// The JSON line (see [`crate::json`]), built on first use and shared.
+    json: OnceLock<Bytes>,
 }
 
 impl Event {
@@ -73,6 +75,7 @@ impl Event {
             private,
             time_ms,
             sse: OnceLock::new(),
+            json: OnceLock::new(),
         }
     }
 
@@ -97,6 +100,18 @@ impl Event {
     /// The event's Server-Sent Events frame, encoded once.
     pub fn sse_frame(&self) -> &Bytes {
         self.sse.get_or_init(|| crate::sse::encode(self))
+    }
+
+    /// The event as one script-safe JSON object followed by `\n` (NDJSON), encoded once.
+    pub fn json_line(&self) -> &Bytes {
+        self.json
+            .get_or_init(|| Bytes::from(crate::json::encode_line(self)))
+    }
+
+    /// The event as one script-safe JSON object (no newline), encoded once.
+    pub fn json(&self) -> Bytes {
+        let line = self.json_line();
+        line.slice(..line.len() - 1)
     }
 
     /// Approximate bytes this event costs in storage (for byte-based retention).

@@ -20,6 +20,8 @@
 //!   and transport calls.
 //! - [`sse`]: the Server-Sent Events encoder; each event is framed once and the
 //!   bytes are shared by every connection.
+//! - [`json`]: the JSON encoding shared by the JSON transports (NDJSON, polling,
+//!   JSONP, iframe), also encoded once per event and safe inside a `<script>`.
 //!
 //! Data flow: front door → [`Hub::publish`] → [`Log::append`] (durable) →
 //! [`Fanout::deliver`] → per-topic ring → [`Subscription::next`] → transport encoder.
@@ -27,6 +29,7 @@
 pub mod event;
 pub mod fanout;
 pub mod hub;
+pub mod json;
 pub mod log;
 pub mod position;
 pub mod sse;

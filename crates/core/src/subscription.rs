@@ -95,15 +95,16 @@ pub struct Subscription {
     log: Arc<dyn Log>,
     fanout: Arc<Fanout>,
     topics: Box<[Topic]>,
-    cursors: Vec<Cursor>,
+    cursors: Box<[Cursor]>,
     /// Highest `seq` yielded (or the start position): nothing at or below it is yielded.
     last: u64,
     /// History read but not yet yielded (at most one page).
     backlog: VecDeque<Arc<Event>>,
     /// More history may follow the backlog.
     catching_up: bool,
-    /// Set when the resume cursor could not be honoured.
-    reset: Option<Reset>,
+    /// Set when the resume cursor could not be honoured (boxed: rare, and
+    /// every idle subscriber carries this struct).
+    reset: Option<Box<Reset>>,
     /// Whether this subscription already counted and logged a lag.
     lag_reported: bool,
 }
@@ -156,18 +157,24 @@ impl Subscription {
     }
 
     pub(crate) fn set_reset(&mut self, reset: Reset) {
-        self.reset = Some(reset);
+        self.reset = Some(Box::new(reset));
     }
 
     /// Set when the client's resume cursor could not be honoured; transports
     /// tell the client before the first event.
     pub fn reset(&self) -> Option<Reset> {
-        self.reset
+        self.reset.as_deref().copied()
     }
 
     /// The topics this subscription watches.
     pub fn topics(&self) -> &[Topic] {
         &self.topics
+    }
+
+    /// Whether history remains to be read before live delivery (a poller
+    /// answering now should say more is waiting).
+    pub fn catching_up(&self) -> bool {
+        self.catching_up || !self.backlog.is_empty()
     }
 
     /// Highest `seq` yielded so far (or the start position).
@@ -308,7 +315,7 @@ impl Subscription {
 
     /// Waits until some cursor has an event (stored in its `peek`). Cancel-safe.
     async fn wait(&mut self) -> Result<(), SubscriptionEnd> {
-        let r = if let [c] = self.cursors.as_mut_slice() {
+        let r = if let [c] = &mut self.cursors[..] {
             // The common case, without the allocations of a multi-way select.
             if c.peek.is_some() {
                 return Ok(());
@@ -339,7 +346,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.cursors.clear();
+        self.cursors = Box::new([]);
         for t in self.topics.iter() {
             self.fanout.release(t);
         }

@@ -24,7 +24,7 @@ use crate::head::{self, HeadError, Route};
 use crate::options::ServerOptions;
 use crate::prefixed::Prefixed;
 use crate::rejection::Rejection;
-use crate::transports::sse::{self, End};
+use crate::transports::stream::{End, serve_lean};
 use crate::{routes, ticker};
 
 /// State shared by every connection.
@@ -160,7 +160,7 @@ pub async fn serve(
 }
 
 fn is_stream_route(method: &str, path: &str) -> bool {
-    method == "GET" && path == "/sse"
+    method == "GET" && matches!(path, "/sse" | "/stream")
 }
 
 async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
@@ -171,7 +171,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         r = head::read(&mut stream, opts.max_header_bytes, opts.header_timeout, is_stream_route) => r,
     };
     let rejection = match route {
-        Ok(Route::Stream(req)) => return sse::serve_lean(stream, req, shared).await,
+        Ok(Route::Stream(req)) => return serve_lean(stream, req, shared).await,
         // Boxed: hyper's connection state is large and must not size every stream task.
         Ok(Route::Hyper(prefix)) => {
             return Box::pin(serve_hyper(Prefixed::new(prefix, stream), shared)).await;

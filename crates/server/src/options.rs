@@ -22,6 +22,13 @@ pub struct ServerOptions {
     pub write_timeout: Duration,
     /// Time allowed for draining streams and requests at shutdown.
     pub shutdown_grace: Duration,
+    /// Longest a long-poll is held (a client's `timeout` is capped to it).
+    pub poll_timeout_max: Duration,
+    /// Most events one poll answer carries (a client's `max` is capped to it).
+    pub poll_max_events: usize,
+    /// Bytes after which a forever-iframe stream ends, so the page's DOM stays
+    /// bounded; the page reopens it from its last id.
+    pub iframe_max_bytes: usize,
 }
 
 impl Default for ServerOptions {
@@ -35,6 +42,9 @@ impl Default for ServerOptions {
             max_body_bytes: 1024 * 1024 + 64 * 1024,
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            poll_timeout_max: Duration::from_secs(30),
+            poll_max_events: 1000,
+            iframe_max_bytes: 128 * 1024,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::listener::Shared;
 use crate::query::Query;
 use crate::rejection::Rejection;
 use crate::routes::json;
-use crate::transports::sse::Body;
+use crate::transports::stream::Body;
 
 /// Handles `POST /publish`.
 pub async fn handle(

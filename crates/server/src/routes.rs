@@ -12,7 +12,8 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use crate::listener::Shared;
 use crate::publish;
 use crate::rejection::Rejection;
-use crate::transports::sse::{self, Body};
+use crate::transports::poll;
+use crate::transports::stream::{self, Body};
 
 /// Routes one request.
 pub async fn handle(
@@ -22,11 +23,12 @@ pub async fn handle(
     let path = req.uri().path().to_string();
     let result = match (req.method(), path.as_str()) {
         (&Method::POST, "/publish") => publish::handle(req, &shared).await,
-        (&Method::GET, "/sse") => sse::serve_hyper(req, shared).await,
+        (&Method::GET, "/sse" | "/stream") => stream::serve_hyper(req, shared).await,
+        (&Method::GET, "/poll") => poll::handle(req, &shared).await,
         (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
         (_, "/publish") => Err(not_allowed("POST")),
-        (_, "/sse") => Err(not_allowed("GET")),
+        (_, "/sse" | "/stream" | "/poll") => Err(not_allowed("GET")),
         _ => Err(Rejection::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -39,6 +41,8 @@ pub async fn handle(
 const INDEX: &str = "Herald push hub.\n\
 POST /publish?topic=T        publish the body as one event\n\
 GET  /sse?topic=T            subscribe with Server-Sent Events\n\
+GET  /stream?topic=T         subscribe as an NDJSON stream (format=iframe: forever frame)\n\
+GET  /poll?topic=T&since=ID  long-poll (timeout=0: short poll; callback=NAME: JSONP)\n\
 GET  /healthz                liveness\n";
 
 fn not_allowed(allow: &'static str) -> Rejection {

@@ -2,5 +2,10 @@
 //! (`accept`), writes what it yields in its own wire format (`deliver`), and ends
 //! cleanly on shutdown or when the peer leaves (`close`).
 
+pub mod callback;
+pub mod format;
+pub mod iframe;
+pub mod poll;
 pub mod sse;
+pub mod stream;
 pub mod write;

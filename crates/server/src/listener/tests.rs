@@ -5,6 +5,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::transports::format::Format;
 
 /// What an idle stream costs is mostly the size of its task's future: keep it
 /// small (DESIGN.md: the lean path holds a socket, a cursor and a few bytes).
@@ -42,10 +43,11 @@ async fn tasks_stay_small() {
         )
         .await
         .unwrap();
-    let d = crate::transports::sse::deliver(&stream, &mut sub2, server.shared());
+    let d = crate::transports::stream::deliver(&stream, &mut sub2, &Format::Sse, server.shared());
     println!("deliver future: {} bytes", std::mem::size_of_val(&d));
     drop(d);
-    let task = crate::transports::sse::run_stream(stream, sub, server.shared().clone());
+    let task =
+        crate::transports::stream::run_stream(stream, sub, Format::Sse, server.shared().clone());
     println!("stream task future: {} bytes", std::mem::size_of_val(&task));
     assert!(std::mem::size_of_val(&task) <= 640);
 }

@@ -1,0 +1,342 @@
+//! Long-lived streams (`GET /sse`, `GET /stream`), whatever their [`Format`].
+//!
+//! Two ways in, one set of frames:
+//! - the **lean path** ([`serve_lean`]): the first request on a connection. The
+//!   head was parsed into a small buffer that is already gone; the stream then
+//!   runs in its own task ([`run_stream`]) holding the socket, the subscription,
+//!   the format and a ticker receiver, writing each event's shared bytes and
+//!   coalescing pending events into one `writev`;
+//! - through **hyper** ([`serve_hyper`]): a stream requested on a keep-alive
+//!   connection hyper already serves. Same frames, a streaming body.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::ErrorKind;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::Frame;
+use hyper::{Request, Response};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use herald_core::{Event, Subscription, SubscriptionEnd};
+
+use crate::head::StreamRequest;
+use crate::listener::Shared;
+use crate::query::Query;
+use crate::rejection::Rejection;
+use crate::ticker;
+use crate::transports::format::Format;
+use crate::transports::write::{self, MAX_COALESCE, WriteError};
+
+/// Turns a request into a format and a subscription (`accept`).
+async fn accept(
+    path: &str,
+    query: Option<&str>,
+    last_event_id: Option<&str>,
+    shared: &Shared,
+) -> Result<(Format, Subscription), Rejection> {
+    let q = Query::parse(query);
+    let format = Format::for_request(path, &q, &shared.opts)?;
+    let limits = shared.hub.limits();
+    let selector = q.selector(limits)?;
+    let resume = q.resume(last_event_id)?;
+    Ok((format, shared.hub.subscribe(&selector, resume).await?))
+}
+
+/// Accepts one stream on the lean path: answers the request, then hands the
+/// socket and subscription to a fresh task ([`run_stream`]) whose future holds
+/// only what an open stream needs.
+pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, shared: Arc<Shared>) {
+    let accepted = accept(
+        &req.path,
+        req.query.as_deref(),
+        req.last_event_id.as_deref(),
+        &shared,
+    )
+    .await;
+    let (format, sub) = match accepted {
+        Ok(x) => x,
+        Err(rej) => {
+            let _ = stream.write_all(&rej.to_http1()).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+    let mut head = String::from("HTTP/1.1 200 OK\r\n");
+    for (k, v) in format.headers() {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if sub.reset().is_some() {
+        head.push_str("Herald-Resume: reset\r\n");
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let pre = format.preamble(&sub, &shared.opts);
+    let frames: [&[u8]; 2] = [head.as_bytes(), &pre];
+    if write::write_all(
+        &stream,
+        &frames,
+        shared.opts.write_timeout,
+        &shared.shutdown,
+    )
+    .finish()
+    .await
+    .is_ok()
+    {
+        let tracker = shared.tracker.clone();
+        tracker.spawn(run_stream(stream, sub, format, shared));
+    }
+}
+
+/// An open lean stream: delivers until the stream ends, then closes the socket.
+pub(crate) fn run_stream(
+    stream: TcpStream,
+    sub: Subscription,
+    format: Format,
+    shared: Arc<Shared>,
+) -> impl Future<Output = ()> + Send {
+    let open = shared.stream_guard();
+    let mut lean = LeanStream {
+        stream,
+        sub,
+        format,
+        shared,
+        _open: open,
+    };
+    // Built from a struct used in place: an `async fn` taking these as
+    // arguments would store them twice in its future.
+    async move { lean.run().await }
+}
+
+/// What an open lean stream holds, and nothing else.
+struct LeanStream {
+    stream: TcpStream,
+    sub: Subscription,
+    format: Format,
+    shared: Arc<Shared>,
+    /// Counts the stream as open until it is dropped.
+    _open: crate::listener::OpenStream,
+}
+
+impl LeanStream {
+    async fn run(&mut self) {
+        let end = deliver(&self.stream, &mut self.sub, &self.format, &self.shared).await;
+        self.shared.stats.stream_ended(&end);
+        if matches!(end, End::Shutdown) && matches!(self.format, Format::Sse) {
+            // Best effort and without waiting: the last block was complete, so
+            // the client resumes cleanly whether or not this comment arrives.
+            let _ = self
+                .stream
+                .try_write(b": herald is shutting down; reconnect to resume\n\n");
+        }
+    }
+}
+
+/// Why a stream ended.
+#[derive(Debug)]
+pub enum End {
+    /// The client went away.
+    PeerClosed,
+    /// The client did not read for the whole write timeout.
+    Stalled,
+    /// The server is shutting down.
+    Shutdown,
+    /// The format's byte budget is spent; the client reopens from its last id.
+    Budget,
+    /// The subscription ended (fell behind retention, store failure).
+    Subscription(SubscriptionEnd),
+}
+
+/// The `deliver` loop: events, heartbeats, shutdown and peer close, until one ends it.
+///
+/// Every future it waits on is kept small on purpose: this loop is what an
+/// idle subscriber costs (see the `tasks_stay_small` test).
+pub(crate) async fn deliver(
+    stream: &TcpStream,
+    sub: &mut Subscription,
+    format: &Format,
+    shared: &Shared,
+) -> End {
+    let mut ticks = shared.ticks.clone();
+    ticks.mark_unchanged();
+    if shared.shutdown.is_cancelled() {
+        return End::Shutdown;
+    }
+    let mut wrote_since_tick = false;
+    let mut spent = 0usize;
+    let (timeout, stop) = (shared.opts.write_timeout, &shared.shutdown);
+    loop {
+        let events: Vec<Arc<Event>> = tokio::select! {
+            biased;
+            r = ticks.changed() => {
+                if r.is_err() || *ticks.borrow_and_update() == ticker::SHUTDOWN {
+                    return End::Shutdown;
+                }
+                if !std::mem::take(&mut wrote_since_tick) {
+                    let beat: [&[u8]; 1] = [format.heartbeat()];
+                    if let Err(e) = write::write_all(stream, &beat, timeout, stop).finish().await {
+                        return e.into();
+                    }
+                }
+                continue;
+            }
+            r = sub.next() => match r {
+                Ok(first) => gather(first, sub),
+                Err(SubscriptionEnd::Closed) => return End::Shutdown,
+                Err(e) => return End::Subscription(e),
+            },
+            // Readable on a push stream means the client left (or sent junk).
+            r = std::future::poll_fn(|cx| stream.poll_read_ready(cx)) => {
+                let mut scratch = [0u8; 64];
+                match r.and_then(|()| stream.try_read(&mut scratch)) {
+                    Ok(0) => return End::PeerClosed,
+                    Err(e) if e.kind() != ErrorKind::WouldBlock => return End::PeerClosed,
+                    _ => continue,
+                }
+            }
+        };
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(events.len() * 3);
+        for ev in &events {
+            format.push_frames(ev, &mut slices);
+        }
+        if let Err(e) = write::write_all(stream, &slices, timeout, stop)
+            .finish()
+            .await
+        {
+            return e.into();
+        }
+        wrote_since_tick = true;
+        if let Some(budget) = format.budget() {
+            spent += slices.iter().map(|s| s.len()).sum::<usize>();
+            if spent >= budget {
+                return End::Budget;
+            }
+        }
+    }
+}
+
+/// The first ready event and whatever else is ready, up to [`MAX_COALESCE`].
+fn gather(first: Arc<Event>, sub: &mut Subscription) -> Vec<Arc<Event>> {
+    let mut events = Vec::with_capacity(8);
+    events.push(first);
+    while events.len() < MAX_COALESCE {
+        match sub.try_next() {
+            Some(ev) => events.push(ev),
+            None => break,
+        }
+    }
+    events
+}
+
+impl From<WriteError> for End {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Io(_) => End::PeerClosed,
+            WriteError::Stalled => End::Stalled,
+            WriteError::Shutdown => End::Shutdown,
+        }
+    }
+}
+
+/// The body type of hyper routes.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Serves a stream through hyper (a keep-alive connection's later request).
+pub async fn serve_hyper(
+    req: Request<hyper::body::Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Body>, Rejection> {
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let (format, sub) = accept(req.uri().path(), req.uri().query(), last_event_id, &shared).await?;
+    let mut resp = Response::builder();
+    for (k, v) in format.headers() {
+        resp = resp.header(*k, *v);
+    }
+    if sub.reset().is_some() {
+        resp = resp.header("Herald-Resume", "reset");
+    }
+    let state = HyperStream {
+        preamble: Some(format.preamble(&sub, &shared.opts)),
+        _open: shared.stream_guard(),
+        ticks: {
+            let mut t = shared.ticks.clone();
+            t.mark_unchanged();
+            t
+        },
+        wrote_since_tick: false,
+        spent: 0,
+        format,
+        sub,
+    };
+    let body = StreamBody::new(stream::unfold(state, HyperStream::next_frame)).boxed_unsync();
+    resp.body(body).map_err(|e| {
+        Rejection::new(
+            hyper::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })
+}
+
+/// The state of a stream body served through hyper.
+struct HyperStream {
+    /// Sent first, then `None`.
+    preamble: Option<Bytes>,
+    /// Keeps the stream counted as open until the body is dropped.
+    _open: crate::listener::OpenStream,
+    ticks: tokio::sync::watch::Receiver<u64>,
+    wrote_since_tick: bool,
+    /// Bytes sent, against the format's budget.
+    spent: usize,
+    format: Format,
+    sub: Subscription,
+}
+
+impl HyperStream {
+    /// The next body frame, or `None` to end the stream. Cancel-safe.
+    async fn next_frame(mut self) -> Option<(Result<Frame<Bytes>, Infallible>, Self)> {
+        if let Some(pre) = self.preamble.take() {
+            return Some((Ok(Frame::data(pre)), self));
+        }
+        if self.format.budget().is_some_and(|b| self.spent >= b) {
+            return None;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                r = self.ticks.changed() => {
+                    if r.is_err() || *self.ticks.borrow_and_update() == ticker::SHUTDOWN {
+                        return None;
+                    }
+                    if !std::mem::take(&mut self.wrote_since_tick) {
+                        let beat = Bytes::from_static(self.format.heartbeat());
+                        return Some((Ok(Frame::data(beat)), self));
+                    }
+                }
+                r = self.sub.next() => {
+                    let Ok(first) = r else { return None };
+                    let mut buf = Vec::new();
+                    let mut slices = Vec::new();
+                    let events = gather(first, &mut self.sub);
+                    for ev in &events {
+                        self.format.push_frames(ev, &mut slices);
+                    }
+                    for s in &slices {
+                        buf.extend_from_slice(s);
+                    }
+                    drop(slices);
+                    self.spent += buf.len();
+                    self.wrote_since_tick = true;
+                    return Some((Ok(Frame::data(Bytes::from(buf))), self));
+                }
+            }
+        }
+    }
+}
