@@ -5,24 +5,9 @@
 // own Last-Event-ID, must resume after a SIGKILL and a restart on the same port.
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
-import { hubTest, sleep, uniqueTopic, waitFor, parseId } from './helpers.mjs';
+import { hubTest, launchBrowser, sleep, uniqueTopic, waitFor, parseId } from './helpers.mjs';
 
-const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
 const SETTLE_MS = 750;
-
-async function launchBrowser(ctx) {
-  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: apt-get install chromium (scripts/test does)`);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-    timeout: 60_000,
-  });
-  ctx.defer(() => browser.close());
-  return browser;
-}
 
 /** The test page: one EventSource on `topics`, events recorded in window.received. */
 function testPage(topics) {

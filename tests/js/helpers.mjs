@@ -347,3 +347,24 @@ export function hubTest(name, fn, options = {}) {
     }
   });
 }
+
+// ---------------------------------------------------------------- browser
+
+const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
+
+/** Debian's Chromium, headless, closed when the test ends. */
+export async function launchBrowser(ctx) {
+  const { existsSync } = await import('node:fs');
+  const { chromium } = await import('playwright-core');
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (scripts/test does)`);
+  }
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+    timeout: 60_000,
+  });
+  ctx.defer(() => browser.close());
+  return browser;
+}
