@@ -73,7 +73,59 @@ fn pub_prints_the_id_and_sub_prints_events_then_resumes() {
 }
 
 #[test]
+fn sub_over_long_polling_replays_then_follows_live_events() {
+    let hub = Hub::start(&[]);
+    let url = format!("http://{}", hub.addr);
+    let bin = env!("CARGO_BIN_EXE_herald");
+    let from = format!("{}-0", hub.epoch());
+    let a = publish_id(hub.addr, "lp", "a");
+    let child = Command::new(bin)
+        .args([
+            "sub",
+            "--hub",
+            &url,
+            "--transport",
+            "poll",
+            "--json",
+            "--count",
+            "3",
+            "--last-event-id",
+            &from,
+            "lp",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(WAIT);
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    });
+    let b = publish_id(hub.addr, "lp", "b");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let c = publish_id(hub.addr, "lp", "c");
+    let out = child.wait_with_output().unwrap();
+    let ids: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, vec![a, b, c]);
+}
+
+#[test]
 fn sub_reconnects_and_resumes_across_a_restart() {
+    for transport in ["sse", "poll"] {
+        resumes_across_a_restart(transport);
+    }
+}
+
+fn resumes_across_a_restart(transport: &str) {
     let mut hub = Hub::start(&[]);
     let url = format!("http://{}", hub.addr);
     let bin = env!("CARGO_BIN_EXE_herald");
@@ -108,5 +160,5 @@ fn sub_reconnects_and_resumes_across_a_restart() {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let ids: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(ids, vec![a.as_str(), &b, &c, &d], "{text}");
+    assert_eq!(ids, vec![a.as_str(), &b, &c, &d], "{transport}: {text}");
 }

@@ -4,16 +4,17 @@
 //!
 //! - [`Client`]: a hub's base URL and a pooled HTTP client.
 //! - [`Client::publish`]: one event, answered with its id once durable.
-//! - [`Client::subscribe`] → [`EventStream`]: Server-Sent Events with automatic
-//!   reconnection (exponential back-off with full jitter) and resumption from
-//!   the last id received, so a dropped connection or a hub restart loses
-//!   nothing. A broken continuity arrives as an event of type `herald-reset`.
+//! - [`Client::subscribe`] → [`EventStream`]: events over the chosen
+//!   [`Transport`] with automatic reconnection (exponential back-off with full
+//!   jitter) and resumption from the last id received, so a dropped connection
+//!   or a hub restart loses nothing. A broken continuity arrives as an event of
+//!   type `herald-reset`. `sse.rs` and `poll.rs` hold the two transports.
+
+mod poll;
+mod sse;
 
 use std::time::Duration;
 
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
 use rand::Rng;
 
 /// What went wrong talking to the hub.
@@ -126,21 +127,34 @@ impl Client {
             .ok_or_else(|| ClientError::Protocol(format!("no id in {body}")))
     }
 
-    /// Subscribes to `topics` over SSE, resuming after `last_event_id` if given.
-    pub fn subscribe(&self, topics: &[String], last_event_id: Option<String>) -> EventStream {
-        let mut url = self.url("/sse");
+    /// Subscribes to `topics` over `transport`, resuming after `last_event_id` if given.
+    pub fn subscribe(
+        &self,
+        topics: &[String],
+        last_event_id: Option<String>,
+        transport: Transport,
+    ) -> EventStream {
+        let path = match transport {
+            Transport::Sse => "/sse",
+            Transport::Poll => "/poll",
+        };
+        let mut url = self.url(path);
         {
             let mut q = url.query_pairs_mut();
             for t in topics {
                 q.append_pair("topic", t);
             }
         }
+        let inner = match transport {
+            Transport::Sse => Inner::Sse(sse::SseState::default()),
+            Transport::Poll => Inner::Poll(poll::PollState::default()),
+        };
         EventStream {
             client: self.clone(),
             url,
             last_event_id,
-            stream: None,
             failures: 0,
+            inner,
         }
     }
 }
@@ -159,7 +173,15 @@ fn refused(status: u16, body: &serde_json::Value) -> ClientError {
     }
 }
 
-type SseStream = BoxStream<'static, Result<eventsource_stream::Event, String>>;
+/// How events reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Server-Sent Events (`GET /sse`).
+    #[default]
+    Sse,
+    /// Long-polling (`GET /poll`).
+    Poll,
+}
 
 /// Events of one subscription, across reconnections.
 pub struct EventStream {
@@ -167,9 +189,14 @@ pub struct EventStream {
     url: reqwest::Url,
     /// The resume position: the id of the last event received.
     last_event_id: Option<String>,
-    stream: Option<SseStream>,
-    /// Consecutive failed connection attempts (drives the back-off).
+    /// Consecutive failed requests (drives the back-off).
     failures: u32,
+    inner: Inner,
+}
+
+enum Inner {
+    Sse(sse::SseState),
+    Poll(poll::PollState),
 }
 
 impl EventStream {
@@ -181,72 +208,46 @@ impl EventStream {
     /// The next event. Reconnects and resumes by itself after a drop; returns
     /// an error only when the hub refuses the subscription (4xx).
     pub async fn next(&mut self) -> Result<Event, ClientError> {
-        loop {
-            let Some(stream) = self.stream.as_mut() else {
-                self.connect().await?;
-                continue;
-            };
-            match stream.next().await {
-                Some(Ok(ev)) => {
-                    self.failures = 0;
-                    if !ev.id.is_empty() {
-                        self.last_event_id = Some(ev.id.clone());
-                    }
-                    return Ok(Event {
-                        id: ev.id,
-                        kind: if ev.event.is_empty() {
-                            "message".into()
-                        } else {
-                            ev.event
-                        },
-                        data: ev.data,
-                    });
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(error = e, "stream failed; reconnecting");
-                    self.stream = None;
-                }
-                None => self.stream = None,
+        let ev = match &mut self.inner {
+            Inner::Sse(s) => {
+                s.next(
+                    &self.client.http,
+                    &self.url,
+                    &mut self.last_event_id,
+                    &mut self.failures,
+                )
+                .await?
             }
+            Inner::Poll(p) => {
+                p.next(
+                    &self.client.http,
+                    &self.url,
+                    &mut self.last_event_id,
+                    &mut self.failures,
+                )
+                .await?
+            }
+        };
+        if !ev.id.is_empty() {
+            self.last_event_id = Some(ev.id.clone());
         }
+        Ok(ev)
     }
+}
 
-    async fn connect(&mut self) -> Result<(), ClientError> {
-        loop {
-            if self.failures > 0 {
-                // Exponential back-off with full jitter, capped at 30 s.
-                let cap = 250u64.saturating_mul(1 << self.failures.min(7)).min(30_000);
-                let wait = rand::rng().random_range(0..=cap);
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-            }
-            let mut req = self
-                .client
-                .http
-                .get(self.url.clone())
-                .header("Accept", "text/event-stream");
-            if let Some(id) = &self.last_event_id {
-                req = req.header("Last-Event-ID", id);
-            }
-            match req.send().await {
-                Ok(resp) if resp.status().is_success() => {
-                    let s = resp
-                        .bytes_stream()
-                        .eventsource()
-                        .map(|r| r.map_err(|e| e.to_string()));
-                    self.stream = Some(s.boxed());
-                    return Ok(());
-                }
-                Ok(resp) if resp.status().is_client_error() => {
-                    let status = resp.status().as_u16();
-                    let body = resp.json().await.unwrap_or_default();
-                    return Err(refused(status, &body));
-                }
-                Ok(resp) => {
-                    tracing::debug!(status = resp.status().as_u16(), "hub unavailable; retrying")
-                }
-                Err(e) => tracing::debug!(error = %e, "connect failed; retrying"),
-            }
-            self.failures = self.failures.saturating_add(1);
-        }
+/// Waits before retry number `failures` (0: no wait): exponential back-off
+/// with full jitter, capped at 30 s.
+async fn back_off(failures: u32) {
+    if failures > 0 {
+        let cap = 250u64.saturating_mul(1 << failures.min(7)).min(30_000);
+        let wait = rand::rng().random_range(0..=cap);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
     }
+}
+
+/// The error for a refused request, from the hub's JSON error body.
+async fn refusal(resp: reqwest::Response) -> ClientError {
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or_default();
+    refused(status, &body)
 }

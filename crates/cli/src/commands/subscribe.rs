@@ -3,7 +3,16 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use herald_client::Client;
+use herald_client::{Client, Transport};
+
+/// The `--transport` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TransportArg {
+    /// Server-Sent Events.
+    Sse,
+    /// Long-polling.
+    Poll,
+}
 
 /// Arguments of `herald sub`.
 #[derive(Debug, clap::Args)]
@@ -19,6 +28,9 @@ pub struct Args {
     /// Exit after this many events.
     #[arg(long)]
     count: Option<u64>,
+    /// How to receive events: sse or poll (long-polling).
+    #[arg(long, value_enum, default_value = "sse")]
+    transport: TransportArg,
     /// Topics to subscribe to.
     #[arg(required = true)]
     topics: Vec<String>,
@@ -35,7 +47,11 @@ pub fn run(args: Args) -> ExitCode {
     };
     let result: Result<(), String> = rt.block_on(async {
         let client = Client::new(&args.hub.hub).map_err(|e| e.to_string())?;
-        let mut events = client.subscribe(&args.topics, args.last_event_id.clone());
+        let transport = match args.transport {
+            TransportArg::Sse => Transport::Sse,
+            TransportArg::Poll => Transport::Poll,
+        };
+        let mut events = client.subscribe(&args.topics, args.last_event_id.clone(), transport);
         let mut seen = 0u64;
         while args.count.is_none_or(|c| seen < c) {
             let ev = tokio::select! {
