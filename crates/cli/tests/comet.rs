@@ -223,3 +223,42 @@ fn forever_iframe_pads_escapes_and_ends_after_its_budget() {
     assert_eq!(status, 400);
     assert!(body.contains("invalid_callback"));
 }
+
+/// The ids of the complete events in an NDJSON or iframe body, in order.
+fn json_ids(text: &str) -> Vec<String> {
+    text.split("{\"op\":\"event\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let start = rest.find("\"id\":\"")? + 6;
+            let end = start + rest[start..].find('"')?;
+            rest[end..]
+                .contains('}')
+                .then(|| rest[start..end].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn ndjson_and_iframe_resume_after_a_hub_restart_without_loss_or_duplicate() {
+    for format in ["ndjson", "iframe"] {
+        let mut hub = Hub::start(&[]);
+        let mut expected: Vec<String> = (0..3)
+            .map(|i| publish_id(hub.addr, "rs", &format!("a{i}")))
+            .collect();
+        let from = format!("{}-0", expected[0].split('-').next().unwrap());
+        let target =
+            |cursor: &str| format!("/stream?topic=rs&format={format}&last_event_id={cursor}");
+        let mut first = Sse::open(hub.addr, &target(&from), &[]);
+        first.read_until("\"data\":\"a2\"}");
+        let seen = json_ids(&String::from_utf8_lossy(&first.buf));
+        assert_eq!(seen, expected, "{format}");
+        hub.kill_and_restart(&["--dev"]);
+        first.read_to_close();
+        expected.extend((0..3).map(|i| publish_id(hub.addr, "rs", &format!("b{i}"))));
+        let mut second = Sse::open(hub.addr, &target(seen.last().unwrap()), &[]);
+        second.read_until("\"data\":\"b2\"}");
+        let mut all = seen.clone();
+        all.extend(json_ids(&String::from_utf8_lossy(&second.buf)));
+        assert_eq!(all, expected, "{format}: no loss, no duplicate");
+    }
+}
