@@ -1,0 +1,194 @@
+//! The command line of `herald bench`, and its validation into a [`Plan`].
+
+use std::time::Duration;
+
+use crate::target::UrlTemplate;
+
+/// Arguments of `herald bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// SSE subscribers to open (subscriber i takes topic i % topics).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) subscribers: u64,
+    /// Topics the subscribers and events are spread over.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) topics: u64,
+    /// Events to publish, round-robin over the topics (0: connect, measure idle, exit).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) events: u64,
+    /// Events per second (0: as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) rate: f64,
+    /// Keep-alive publishing connections; topic t is always published by
+    /// connection t % publishers, one event at a time, so its order is kept.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) publishers: u64,
+    /// Size of each event's data in bytes (sequence number and send time, padded).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) size: usize,
+    /// Subscribe URL template.
+    #[arg(long, default_value = "http://127.0.0.1:8080/sse?topic={topic}")]
+    pub(crate) sub_url: String,
+    /// Publish URL template (the event data is POSTed as the raw body).
+    #[arg(long, default_value = "http://127.0.0.1:8080/publish?topic={topic}")]
+    pub(crate) pub_url: String,
+    /// Herald only: send up to this many waiting events per request, as one
+    /// JSON batch to --batch-url (one commit; lets events pile up as a burst).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) batch: usize,
+    /// Where JSON batches go (with --batch above 1).
+    #[arg(long, default_value = "http://127.0.0.1:8080/publish")]
+    pub(crate) batch_url: String,
+    /// Prefix of the topic names (a random suffix keeps runs apart).
+    #[arg(long, default_value = "bench")]
+    pub(crate) topic_prefix: String,
+    /// Subscribers connecting at the same time.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) connect_concurrency: usize,
+    /// Seconds one subscriber may take to connect and get its response head.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) connect_timeout: f64,
+    /// Subscribers allowed to fail to connect before the run is abandoned (exit 1).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) max_connect_failures: u64,
+    /// Seconds to hold every connection idle before publishing (idle RSS is read at the end).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) idle_secs: f64,
+    /// Seconds from the first publish until the run ends, delivered or not
+    /// (what has not arrived by then is lost).
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) timeout: f64,
+    /// The server's process id: sample its CPU, RSS and write syscalls from /proc.
+    #[arg(long)]
+    pub(crate) server_pid: Option<u32>,
+    /// Name of the scenario in the report.
+    #[arg(long)]
+    pub(crate) label: Option<String>,
+    /// Do not bind subscribers to 127.0.0.2..=127.0.0.254 (done by default
+    /// when the server is on loopback, to use more than one address's ports).
+    #[arg(long)]
+    pub(crate) no_spread: bool,
+}
+
+/// Validated settings of one run.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) subscribers: u64,
+    pub(crate) topics: u64,
+    pub(crate) events: u64,
+    /// `None`: as fast as possible.
+    pub(crate) period: Option<Duration>,
+    pub(crate) rate: f64,
+    pub(crate) publishers: u64,
+    pub(crate) size: usize,
+    pub(crate) sub_url: UrlTemplate,
+    pub(crate) pub_url: UrlTemplate,
+    pub(crate) batch: usize,
+    pub(crate) topic_prefix: String,
+    pub(crate) connect_concurrency: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_connect_failures: u64,
+    pub(crate) idle: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) server_pid: Option<u32>,
+    pub(crate) label: String,
+    pub(crate) spread: bool,
+}
+
+/// Largest `--size` accepted.
+const MAX_SIZE: usize = 1 << 20;
+
+/// Seconds flag → duration, refusing negatives, NaN and absurd values.
+fn secs(flag: &str, v: f64) -> Result<Duration, String> {
+    if !(0.0..=86_400.0).contains(&v) {
+        return Err(format!(
+            "{flag} must be between 0 and 86400 seconds, not {v}"
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+impl Args {
+    /// Checks every setting once; the error names the flag.
+    pub(crate) fn plan(&self) -> Result<Plan, String> {
+        if self.subscribers == 0 {
+            return Err("--subscribers must be at least 1".into());
+        }
+        if self.topics == 0 || self.topics > 1_000_000 {
+            return Err("--topics must be between 1 and 1000000".into());
+        }
+        if self.publishers == 0 || self.publishers > 10_000 {
+            return Err("--publishers must be between 1 and 10000".into());
+        }
+        if self.connect_concurrency == 0 {
+            return Err("--connect-concurrency must be at least 1".into());
+        }
+        if self.size > MAX_SIZE {
+            return Err(format!("--size must be at most {MAX_SIZE} bytes"));
+        }
+        if !(0.0..=10_000_000.0).contains(&self.rate) {
+            return Err(format!(
+                "--rate must be between 0 and 10000000, not {}",
+                self.rate
+            ));
+        }
+        let prefix_ok = !self.topic_prefix.is_empty()
+            && self
+                .topic_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !prefix_ok {
+            return Err("--topic-prefix must be letters, digits, '-', '_' or '.'".into());
+        }
+        if self.batch == 0 || self.batch > 10_000 {
+            return Err("--batch must be between 1 and 10000".into());
+        }
+        let pub_url = if self.batch > 1 {
+            UrlTemplate::parse_plain("--batch-url", &self.batch_url)?
+        } else {
+            UrlTemplate::parse("--pub-url", &self.pub_url)?
+        };
+        let period = (self.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / self.rate));
+        let suffix: u16 = rand::random();
+        Ok(Plan {
+            subscribers: self.subscribers,
+            topics: self.topics,
+            events: self.events,
+            period,
+            rate: self.rate,
+            publishers: self.publishers.min(self.topics),
+            size: self.size,
+            sub_url: UrlTemplate::parse("--sub-url", &self.sub_url)?,
+            pub_url,
+            batch: self.batch,
+            topic_prefix: format!("{}-{suffix:04x}", self.topic_prefix),
+            connect_concurrency: self.connect_concurrency,
+            connect_timeout: secs("--connect-timeout", self.connect_timeout)?,
+            max_connect_failures: self.max_connect_failures,
+            idle: secs("--idle-secs", self.idle_secs)?,
+            timeout: secs("--timeout", self.timeout)?,
+            server_pid: self.server_pid,
+            label: self.label.clone().unwrap_or_else(|| self.default_label()),
+            spread: !self.no_spread,
+        })
+    }
+
+    fn default_label(&self) -> String {
+        let rate = if self.rate > 0.0 {
+            format!("{}/s", self.rate)
+        } else {
+            "burst".into()
+        };
+        format!(
+            "sse {} subs x {} topics, {} events {rate}",
+            self.subscribers, self.topics, self.events
+        )
+    }
+}
+
+impl Plan {
+    /// Name of topic `t`.
+    pub(crate) fn topic(&self, t: u64) -> String {
+        format!("{}-{t}", self.topic_prefix)
+    }
+}

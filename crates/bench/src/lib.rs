@@ -1,0 +1,78 @@
+//! `herald bench`: a load generator for server-push hubs.
+//!
+//! # Layout
+//!
+//! - [`Args`] (`args.rs`): the command line, validated once into a `Plan`.
+//! - `run.rs`: the phases of a run. Connect every subscriber (bounded
+//!   concurrency, source addresses spread over 127.0.0.2–254), hold them idle,
+//!   publish, wait until each subscriber has its last event or the timeout,
+//!   then add up. `Ctx` is what the tasks share: the plan, time zero, the
+//!   cancellation token and the sharded latency histograms.
+//! - `subscriber.rs`: one lean SSE subscriber on a raw socket; its bytes go
+//!   through `chunked.rs` (only if the server frames the body) and `sse.rs`
+//!   (the event-stream parser); each event's `payload.rs` data gives its
+//!   sequence number and send time; `sequence.rs` counts lost, duplicated and
+//!   reordered events.
+//! - `publisher.rs`: keep-alive HTTP/1.1 publishers (hyper's client); topic
+//!   `t` always goes through publisher `t % P`, one event at a time, so each
+//!   topic's order is the sequence order.
+//! - `server_stats.rs`: the server's CPU, RSS and write syscalls from /proc.
+//! - `report.rs`: the table and the JSON line.
+//!
+//! URL templates (`target.rs`) make the same run drive other hubs (nchan,
+//! Pushpin) as well as Herald.
+
+mod args;
+mod chunked;
+mod payload;
+mod publisher;
+mod report;
+mod run;
+mod sequence;
+mod server_stats;
+mod sse;
+mod subscriber;
+mod target;
+
+use std::process::ExitCode;
+
+pub use args::Args;
+
+/// Exit code for bad arguments (sysexits EX_USAGE), as the rest of `herald`.
+const EX_USAGE: u8 = 64;
+
+/// Runs `herald bench`: prints the table and the JSON line on stdout,
+/// progress and errors on stderr. Exits 64 on bad arguments, 1 when the run
+/// could not be carried out (server unreachable, too many failed connects).
+pub fn run(args: Args) -> ExitCode {
+    let plan = match args.plan() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("herald bench: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("herald bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = rt.block_on(run::execute(plan));
+    rt.shutdown_background();
+    match outcome {
+        Ok(report) => {
+            print!("{}", report.table());
+            println!("{}", report.json());
+            ExitCode::SUCCESS
+        }
+        Err(run::Abort(e)) => {
+            eprintln!("herald bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! One run, phase by phase: connect every subscriber, hold them idle,
+//! publish, wait for the deliveries (or the timeout), then add it all up.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::args::Plan;
+use crate::publisher::{self, PubResult};
+use crate::report::{Report, ServerCost};
+use crate::sequence::expected_on_topic;
+use crate::server_stats::{ProcReader, ProcSample};
+use crate::subscriber::{self, SubResult, SubSpec};
+
+/// Latency histograms are sharded so subscribers on different threads rarely
+/// meet on a lock; each subscriber records one read's events under one lock.
+const SHARDS: usize = 64;
+/// Highest latency recorded, µs (one hour); higher values are clamped.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+/// Subscribers per source address at most (ephemeral ports of one address).
+const SOURCES: u8 = 253;
+
+/// What every task of a run shares.
+pub(crate) struct Ctx {
+    pub(crate) plan: Plan,
+    /// Time zero: send and receive times are µs since this instant.
+    start: Instant,
+    /// Ends every subscriber and publisher.
+    pub(crate) cancel: CancellationToken,
+    /// Bounds the subscribers connecting at once.
+    pub(crate) connect_gate: Semaphore,
+    shards: Vec<Mutex<Histogram<u64>>>,
+    /// Subscribers that have their last expected event (or gave up).
+    finished: AtomicU64,
+    finished_changed: Notify,
+}
+
+impl Ctx {
+    /// µs since the run started.
+    pub(crate) fn now_us(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Records latencies (µs) of subscriber `id`.
+    pub(crate) fn record(&self, id: u64, latencies: &[u64]) {
+        let shard = &self.shards[(id % SHARDS as u64) as usize];
+        let mut h = shard.lock().unwrap_or_else(|p| p.into_inner());
+        for &l in latencies {
+            h.saturating_record(l.max(1));
+        }
+    }
+
+    /// A subscriber is done waiting.
+    pub(crate) fn finished(&self) {
+        self.finished.fetch_add(1, Ordering::AcqRel);
+        self.finished_changed.notify_one();
+    }
+}
+
+/// Why a run stopped before it could report.
+#[derive(Debug)]
+pub(crate) struct Abort(pub String);
+
+/// Runs `plan` to its report.
+pub(crate) async fn execute(plan: Plan) -> Result<Report, Abort> {
+    let sub_addr = plan.sub_url.resolve().await.map_err(Abort)?;
+    let pub_addr = plan.pub_url.resolve().await.map_err(Abort)?;
+    let proc = match plan.server_pid {
+        Some(pid) => Some(ProcReader::new(pid).map_err(Abort)?),
+        None => None,
+    };
+    let sample = |p: &Option<ProcReader>| -> Result<Option<ProcSample>, Abort> {
+        p.as_ref().map(|r| r.sample().map_err(Abort)).transpose()
+    };
+    let histogram = Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+        .map_err(|e| Abort(format!("histogram: {e}")))?;
+    let ctx = Arc::new(Ctx {
+        connect_gate: Semaphore::new(plan.connect_concurrency),
+        plan,
+        start: Instant::now(),
+        cancel: CancellationToken::new(),
+        shards: (0..SHARDS).map(|_| Mutex::new(histogram.clone())).collect(),
+        finished: AtomicU64::new(0),
+        finished_changed: Notify::new(),
+    });
+    let plan = &ctx.plan;
+    let baseline = sample(&proc)?;
+
+    // Connect.
+    let (subs, connected, connect_secs) = connect_all(&ctx, sub_addr).await;
+    let failures = plan.subscribers - connected.ok;
+    eprintln!(
+        "herald bench: {}/{} subscribers connected in {connect_secs:.2} s",
+        connected.ok, plan.subscribers
+    );
+    if failures > plan.max_connect_failures {
+        ctx.cancel.cancel();
+        return Err(Abort(format!(
+            "{failures} of {} subscribers failed to connect (allowed: {}, --max-connect-failures); first error: {}",
+            plan.subscribers,
+            plan.max_connect_failures,
+            connected.first_error.unwrap_or_default()
+        )));
+    }
+
+    // Idle.
+    tokio::time::sleep(plan.idle).await;
+    let idle = sample(&proc)?;
+
+    // Publish and deliver.
+    let publish_start_us = ctx.now_us();
+    let (publishers, publish_end) = start_publishing(&ctx, pub_addr);
+    let deadline = Instant::now() + plan.timeout;
+    let timed_out = wait_finished(&ctx, connected.ok, deadline).await;
+    let after = sample(&proc)?;
+    ctx.cancel.cancel();
+    let pubs = join_all(publishers).await;
+    let publish_end_us = publish_end.load(Ordering::Acquire);
+    let results = join_all(subs).await;
+
+    let mut report = add_up(&ctx, &results, &pubs);
+    report.connected = connected.ok;
+    report.connect_failures = failures;
+    report.connect_per_sec = connected.ok as f64 / connect_secs.max(1e-9);
+    report.timed_out = timed_out;
+    let last_rx = results.iter().map(|r| r.last_rx_us).max().unwrap_or(0);
+    report.delivery_secs = last_rx.saturating_sub(publish_start_us) as f64 / 1e6;
+    if report.delivery_secs > 0.0 {
+        report.deliveries_per_sec = report.deliveries as f64 / report.delivery_secs;
+    }
+    let publish_secs = publish_end_us.saturating_sub(publish_start_us) as f64 / 1e6;
+    if publish_secs > 0.0 {
+        report.publish_per_sec = report.published as f64 / publish_secs;
+    }
+    if let (Some(b), Some(i), Some(a)) = (baseline, idle, after) {
+        report.server = Some(ServerCost {
+            rss_baseline_kib: b.rss_kib,
+            rss_idle_kib: i.rss_kib,
+            rss_kib_per_conn: (connected.ok > 0)
+                .then(|| (i.rss_kib as f64 - b.rss_kib as f64) / connected.ok as f64),
+            cpu_us: a.cpu_us.saturating_sub(i.cpu_us),
+            writes: a.syscw.zip(i.syscw).map(|(a, i)| a.saturating_sub(i)),
+        });
+    }
+    Ok(report)
+}
+
+/// Outcome of the connect phase.
+struct Connected {
+    ok: u64,
+    first_error: Option<String>,
+}
+
+/// Spawns every subscriber and waits until each has connected or failed.
+async fn connect_all(
+    ctx: &Arc<Ctx>,
+    addr: SocketAddr,
+) -> (Vec<JoinHandle<SubResult>>, Connected, f64) {
+    let plan = &ctx.plan;
+    let spread = plan.spread && addr.ip().is_loopback() && addr.is_ipv4();
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(plan.subscribers as usize);
+    for i in 0..plan.subscribers {
+        let t = i % plan.topics;
+        let source = spread
+            .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % u64::from(SOURCES)) as u8)));
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
+            plan.sub_url.target(&plan.topic(t)),
+            plan.sub_url.authority
+        );
+        let spec = SubSpec {
+            topic: t,
+            expected: expected_on_topic(plan.events, plan.topics, t),
+            addr,
+            source,
+            request,
+        };
+        handles.push(tokio::spawn(subscriber::run(
+            i,
+            spec,
+            ctx.clone(),
+            ready_tx.clone(),
+        )));
+    }
+    drop(ready_tx);
+    let mut connected = Connected {
+        ok: 0,
+        first_error: None,
+    };
+    while let Some(outcome) = ready_rx.recv().await {
+        match outcome {
+            Ok(()) => connected.ok += 1,
+            Err(e) => {
+                connected.first_error.get_or_insert(e);
+            }
+        }
+    }
+    (handles, connected, started.elapsed().as_secs_f64())
+}
+
+/// Starts the publishers (and, when paced, the ticker that feeds them).
+/// The returned cell receives the time the last publish was answered.
+fn start_publishing(
+    ctx: &Arc<Ctx>,
+    addr: SocketAddr,
+) -> (Vec<JoinHandle<PubResult>>, Arc<AtomicU64>) {
+    let plan = &ctx.plan;
+    let mut senders = Vec::new();
+    let mut handles = Vec::new();
+    for _ in 0..plan.publishers {
+        let (tx, rx) = mpsc::unbounded_channel();
+        senders.push(tx);
+        handles.push(tokio::spawn(publisher::run(addr, rx, ctx.clone())));
+    }
+    let route = |seq: u64| ((seq % plan.topics) % plan.publishers) as usize;
+    match plan.period {
+        None => {
+            for seq in 0..plan.events {
+                let _ = senders[route(seq)].send(seq);
+            }
+        }
+        Some(period) => {
+            let events = plan.events;
+            let (topics, publishers) = (plan.topics, plan.publishers);
+            let cancel = ctx.cancel.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                for seq in 0..events {
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    let _ = senders[((seq % topics) % publishers) as usize].send(seq);
+                }
+            });
+            return finish_marker(ctx, handles);
+        }
+    }
+    drop(senders);
+    finish_marker(ctx, handles)
+}
+
+/// Wraps the publisher handles so the last one to end stamps the end time.
+fn finish_marker(
+    ctx: &Arc<Ctx>,
+    handles: Vec<JoinHandle<PubResult>>,
+) -> (Vec<JoinHandle<PubResult>>, Arc<AtomicU64>) {
+    let end = Arc::new(AtomicU64::new(0));
+    let left = Arc::new(AtomicU64::new(handles.len() as u64));
+    let wrapped = handles
+        .into_iter()
+        .map(|h| {
+            let (ctx, end, left) = (ctx.clone(), end.clone(), left.clone());
+            tokio::spawn(async move {
+                let r = h.await.unwrap_or_default();
+                if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    end.store(ctx.now_us(), Ordering::Release);
+                }
+                r
+            })
+        })
+        .collect();
+    (wrapped, end)
+}
+
+/// Waits until `n` subscribers finished or the deadline; true on timeout.
+async fn wait_finished(ctx: &Ctx, n: u64, deadline: Instant) -> bool {
+    loop {
+        let notified = ctx.finished_changed.notified();
+        if ctx.finished.load(Ordering::Acquire) >= n {
+            return false;
+        }
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep_until(deadline) => return true,
+        }
+    }
+}
+
+/// Awaits every task, giving each a few seconds after cancellation.
+async fn join_all<T: Default>(handles: Vec<JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        let abort = h.abort_handle();
+        match tokio::time::timeout(Duration::from_secs(5), h).await {
+            Ok(r) => out.push(r.unwrap_or_default()),
+            Err(_) => {
+                abort.abort();
+                out.push(T::default());
+            }
+        }
+    }
+    out
+}
+
+/// Sums the subscribers' and publishers' results and reads the histogram.
+fn add_up(ctx: &Ctx, subs: &[SubResult], pubs: &[PubResult]) -> Report {
+    let plan = &ctx.plan;
+    let mut r = Report {
+        label: plan.label.clone(),
+        subscribers: plan.subscribers,
+        topics: plan.topics,
+        events: plan.events,
+        rate: plan.rate,
+        size: plan.size,
+        ..Report::default()
+    };
+    for s in subs.iter().filter(|s| s.connect_error.is_none()) {
+        r.expected += s.expected;
+        r.deliveries += s.delivered;
+        r.lost += s.lost;
+        r.duplicated += s.duplicated;
+        r.out_of_order += s.out_of_order;
+        r.unexpected += s.unexpected;
+        r.closed_early += u64::from(s.stream_error.is_some());
+    }
+    for p in pubs {
+        r.published += p.accepted;
+        r.publish_failed += p.failed;
+        if r.first_publish_error.is_none() {
+            r.first_publish_error.clone_from(&p.first_error);
+        }
+    }
+    let mut all = ctx.shards[0]
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    for shard in &ctx.shards[1..] {
+        let h = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = all.add(&*h);
+    }
+    if !all.is_empty() {
+        let ms = |v: u64| v as f64 / 1000.0;
+        r.p50_ms = ms(all.value_at_quantile(0.50));
+        r.p90_ms = ms(all.value_at_quantile(0.90));
+        r.p99_ms = ms(all.value_at_quantile(0.99));
+        r.max_ms = ms(all.max());
+    }
+    r
+}

@@ -1,0 +1,171 @@
+//! `herald bench` against the real hub: 50 SSE subscribers over 5 topics,
+//! 200 events as fast as possible; every event reaches every subscriber of
+//! its topic once, in order, and the JSON line says so.
+#![allow(clippy::disallowed_types)] // wall-clock bound on a child process
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Hub;
+
+fn bench(hub: &Hub, extra: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let sub = format!("http://{}/sse?topic={{topic}}", hub.addr);
+    let publ = format!("http://{}/publish?topic={{topic}}", hub.addr);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("bench")
+        .args(["--sub-url", &sub, "--pub-url", &publ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start herald bench");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("herald bench did not finish within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bench_delivers_every_event_once_in_order_and_reports_json() {
+    let hub = Hub::start(&[]);
+    let pid = hub.child.id().to_string();
+    let (status, stdout, stderr) = bench(
+        &hub,
+        &[
+            "--subscribers",
+            "50",
+            "--topics",
+            "5",
+            "--events",
+            "200",
+            "--idle-secs",
+            "0.2",
+            "--timeout",
+            "20",
+            "--server-pid",
+            &pid,
+            "--label",
+            "smoke",
+        ],
+    );
+    assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
+    let line = stdout.lines().last().expect("a JSON line");
+    let v: serde_json::Value = serde_json::from_str(line).expect(line);
+    assert_eq!(v["scenario"], "smoke");
+    assert_eq!(v["connected"], 50, "{line}");
+    assert_eq!(v["published"], 200, "{line}");
+    assert_eq!(v["deliveries"], 50 * 200 / 5, "{line}");
+    for field in ["lost", "duplicated", "out_of_order", "unexpected"] {
+        assert_eq!(v[field], 0, "{field}: {line}");
+    }
+    assert_eq!(v["timed_out"], false);
+    assert!(v["p50_ms"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(v["p99_ms"].as_f64().unwrap() >= v["p50_ms"].as_f64().unwrap());
+    assert!(v["server_rss_kib_per_conn"].is_number(), "{line}");
+    assert!(v["server_cpu_us_per_delivery"].is_number(), "{line}");
+    assert!(v["server_writes_per_delivery"].is_number(), "{line}");
+}
+
+#[test]
+fn bench_paced_run_loses_nothing() {
+    let hub = Hub::start(&[]);
+    let (status, stdout, stderr) = bench(
+        &hub,
+        &[
+            "--subscribers",
+            "20",
+            "--topics",
+            "4",
+            "--events",
+            "40",
+            "--rate",
+            "200",
+            "--idle-secs",
+            "0",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["deliveries"], 20 * 40 / 4);
+    assert_eq!(v["lost"], 0);
+    assert!(v["server_cpu_us_per_delivery"].is_null());
+}
+
+#[test]
+fn bench_json_batches_keep_each_topic_in_order() {
+    let hub = Hub::start(&[]);
+    let batch_url = format!("http://{}/publish", hub.addr);
+    let (status, stdout, stderr) = bench(
+        &hub,
+        &[
+            "--subscribers",
+            "10",
+            "--topics",
+            "2",
+            "--events",
+            "100",
+            "--batch",
+            "25",
+            "--batch-url",
+            &batch_url,
+            "--idle-secs",
+            "0",
+        ],
+    );
+    assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["published"], 100);
+    assert_eq!(v["deliveries"], 10 * 100 / 2);
+    for field in ["lost", "duplicated", "out_of_order", "unexpected"] {
+        assert_eq!(v[field], 0, "{field}");
+    }
+}
+
+#[test]
+fn bench_refuses_bad_arguments_and_unreachable_hubs() {
+    let exe = env!("CARGO_BIN_EXE_herald");
+    let out = Command::new(exe)
+        .args(["bench", "--sub-url", "ftp://x/{topic}"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sub-url"));
+    let out = Command::new(exe)
+        .args(["bench", "--topics", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    // Nothing listens on port 1: every connect fails, the run is abandoned.
+    let out = Command::new(exe)
+        .args([
+            "bench",
+            "--subscribers",
+            "3",
+            "--connect-timeout",
+            "2",
+            "--sub-url",
+            "http://127.0.0.1:1/sse?topic={topic}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("3 of 3 subscribers failed to connect"),
+        "{err}"
+    );
+}
