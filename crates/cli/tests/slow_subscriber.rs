@@ -33,4 +33,11 @@ fn slow_subscriber_catches_up_from_the_log_without_loss() {
     ids.push(publish_id(hub.addr, "flood", "END"));
     slow.read_until("data: END\n\n");
     assert_eq!(slow.ids(), ids, "every event, once, in order");
+    // And it really went back to the store: the catch-up is counted.
+    let (_, metrics) = request(hub.addr, "GET", "/metrics", &[], b"");
+    let catchups = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("herald_slow_subscriber_catchups_total "))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert_ne!(catchups, "0", "{metrics}");
 }

@@ -39,7 +39,7 @@ pub mod topic;
 pub use event::{Draft, DraftError, Event, EventId, Limits};
 pub use fanout::Fanout;
 pub use hub::{Hub, PublishError, SubscribeError};
-pub use log::{AppendError, BoxFuture, Log, MemoryLog, ReadError, Retention};
+pub use log::{AppendError, BoxFuture, Log, LogStats, MemoryLog, ReadError, Retention};
 pub use position::{Position, Resume};
 pub use subscription::{Reset, ResetReason, Subscription, SubscriptionEnd};
 pub use topic::{Selector, Topic, TopicError};

@@ -67,6 +67,20 @@ pub enum ReadError {
     Unavailable(String),
 }
 
+/// What a log holds, for metrics. Cheap to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Retained events.
+    pub events: u64,
+    /// Approximate bytes of retained events.
+    pub bytes: u64,
+    /// Topics with at least one retained event.
+    pub topics: u64,
+    /// Write transactions committed since the log was opened (group commit
+    /// makes this lower than the appends); 0 where it does not apply.
+    pub commits: u64,
+}
+
 /// Durable, ordered history. All methods are cancel-safe in the sense that a
 /// dropped future leaves the log consistent; a dropped `append` may or may not
 /// have stored its batch.
@@ -102,6 +116,9 @@ pub trait Log: Send + Sync + 'static {
 
     /// Flushes and stops the log; later appends fail with `Unavailable`.
     fn close(&self) -> BoxFuture<'_, ()>;
+
+    /// What the log holds now (for metrics).
+    fn stats(&self) -> LogStats;
 }
 
 /// The lowest `after` from which a replay of `topic` is complete, given the

@@ -12,6 +12,7 @@
 //!   (`accept` a request into a subscription, `deliver` events, `close`).
 //! - [`query`]: query-string parsing shared by every route.
 //! - [`rejection`]: every error becomes an HTTP response here, in one place.
+//! - [`metrics`]: `/metrics` and `/readyz`, built at scrape time from the counters.
 //! - [`ticker`]: the shared heartbeat clock (no timer per connection).
 //! - [`options`]: what the server needs to know, already validated.
 //!
@@ -19,6 +20,7 @@
 
 pub mod head;
 pub mod listener;
+pub mod metrics;
 pub mod options;
 pub mod prefixed;
 pub mod publish;

@@ -43,11 +43,47 @@ pub struct Shared {
     pub tracker: TaskTracker,
 }
 
-/// Counters the server keeps (exported as metrics by a later layer).
+/// How a subscriber is served (a metrics label; never a topic or a client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `GET /sse`.
+    Sse,
+    /// `GET /stream` (NDJSON).
+    Ndjson,
+    /// `GET /stream?format=iframe`.
+    Iframe,
+    /// `GET /poll` (held long-polls).
+    Poll,
+}
+
+impl Transport {
+    /// Every transport, in [`Stats::open_streams`] order.
+    pub const ALL: [Transport; 4] = [
+        Transport::Sse,
+        Transport::Ndjson,
+        Transport::Iframe,
+        Transport::Poll,
+    ];
+
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Sse => "sse",
+            Transport::Ndjson => "ndjson",
+            Transport::Iframe => "iframe",
+            Transport::Poll => "poll",
+        }
+    }
+}
+
+/// Counters the server keeps; `metrics.rs` exports them with the hub's and
+/// the store's at scrape time, so the hot path only bumps atomics.
 #[derive(Default)]
 pub struct Stats {
-    /// Streams currently open.
-    pub open_streams: AtomicI64,
+    /// Streams (and held polls) currently open, per [`Transport::ALL`].
+    pub open_streams: [AtomicI64; 4],
+    /// Events accepted by publishing.
+    pub published: AtomicU64,
     /// Streams ended because the client did not read (slow subscribers).
     pub stalled_streams: AtomicU64,
     /// Connections accepted.
@@ -55,11 +91,11 @@ pub struct Stats {
 }
 
 /// Counts a stream as open until dropped.
-pub struct OpenStream(Arc<Shared>);
+pub struct OpenStream(Arc<Shared>, Transport);
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        self.0.stats.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.0.stats.open_streams[self.1 as usize].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -77,9 +113,9 @@ impl Stats {
 
 impl Shared {
     /// Counts a stream as open for as long as the guard lives.
-    pub fn stream_guard(self: &Arc<Self>) -> OpenStream {
-        self.stats.open_streams.fetch_add(1, Ordering::Relaxed);
-        OpenStream(self.clone())
+    pub fn stream_guard(self: &Arc<Self>, transport: Transport) -> OpenStream {
+        self.stats.open_streams[transport as usize].fetch_add(1, Ordering::Relaxed);
+        OpenStream(self.clone(), transport)
     }
 }
 

@@ -53,6 +53,10 @@ pub async fn handle(
         (vec![from_raw(&query, body, limits)?], false)
     };
     let events = shared.hub.publish(drafts, crate::now_ms()).await?;
+    shared
+        .stats
+        .published
+        .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let ids: Vec<serde_json::Value> = events.iter().map(|e| id_json(e)).collect();
     let value = if batch {
         serde_json::Value::Array(ids)

@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
 
 use crate::listener::Shared;
+use crate::metrics;
 use crate::publish;
 use crate::rejection::Rejection;
 use crate::transports::poll;
@@ -26,6 +27,20 @@ pub async fn handle(
         (&Method::GET, "/sse" | "/stream") => stream::serve_hyper(req, shared).await,
         (&Method::GET, "/poll") => poll::handle(req, &shared).await,
         (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
+        (&Method::GET | &Method::HEAD, "/readyz") => Ok(if metrics::ready(&shared) {
+            text(StatusCode::OK, "ready\n")
+        } else {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        }),
+        (&Method::GET, "/metrics") => {
+            let mut r =
+                Response::new(Full::new(Bytes::from(metrics::render(&shared))).boxed_unsync());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(metrics::CONTENT_TYPE),
+            );
+            Ok(r)
+        }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
         (_, "/publish") => Err(not_allowed("POST")),
         (_, "/sse" | "/stream" | "/poll") => Err(not_allowed("GET")),
@@ -43,7 +58,9 @@ POST /publish?topic=T        publish the body as one event\n\
 GET  /sse?topic=T            subscribe with Server-Sent Events\n\
 GET  /stream?topic=T         subscribe as an NDJSON stream (format=iframe: forever frame)\n\
 GET  /poll?topic=T&since=ID  long-poll (timeout=0: short poll; callback=NAME: JSONP)\n\
-GET  /healthz                liveness\n";
+GET  /healthz                liveness\n\
+GET  /readyz                 readiness (503 while draining)\n\
+GET  /metrics                Prometheus / OpenMetrics metrics\n";
 
 fn not_allowed(allow: &'static str) -> Rejection {
     Rejection::new(

@@ -214,6 +214,16 @@ impl Log for RedbLog {
             }
         })
     }
+
+    fn stats(&self) -> herald_core::LogStats {
+        let st = self.stats();
+        herald_core::LogStats {
+            events: st.events,
+            bytes: st.bytes,
+            topics: st.topics,
+            commits: st.commits,
+        }
+    }
 }
 
 #[cfg(test)]

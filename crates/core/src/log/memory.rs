@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::event::{Draft, Event, EventId};
 use crate::fanout::Fanout;
-use crate::log::{AppendError, BoxFuture, Log, ReadError, Retention, replay_floor};
+use crate::log::{AppendError, BoxFuture, Log, LogStats, ReadError, Retention, replay_floor};
 use crate::topic::Topic;
 
 /// An in-memory [`Log`] with the same retention rules as the durable one.
@@ -238,5 +238,15 @@ impl Log for MemoryLog {
     fn close(&self) -> BoxFuture<'_, ()> {
         self.lock().closed = true;
         Box::pin(async {})
+    }
+
+    fn stats(&self) -> LogStats {
+        let st = self.lock();
+        LogStats {
+            events: st.events.len() as u64,
+            bytes: st.bytes,
+            topics: st.by_topic.len() as u64,
+            commits: 0,
+        }
     }
 }

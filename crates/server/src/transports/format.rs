@@ -120,6 +120,16 @@ impl Format {
         }
     }
 
+    /// The transport label of streams in this format.
+    pub fn transport(&self) -> crate::listener::Transport {
+        use crate::listener::Transport;
+        match self {
+            Format::Sse => Transport::Sse,
+            Format::Ndjson => Transport::Ndjson,
+            Format::Iframe(_) => Transport::Iframe,
+        }
+    }
+
     /// Bytes after which the stream ends (the client reopens from its last id).
     pub fn budget(&self) -> Option<usize> {
         match self {

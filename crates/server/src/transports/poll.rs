@@ -65,6 +65,7 @@ pub async fn handle(
     .min(shared.opts.poll_max_events);
 
     let mut sub = shared.hub.subscribe(&selector, resume.clone()).await?;
+    let _open = shared.stream_guard(crate::listener::Transport::Poll);
     let events = if sub.reset().is_some() {
         Vec::new()
     } else {

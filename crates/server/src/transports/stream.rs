@@ -98,7 +98,7 @@ pub(crate) fn run_stream(
     format: Format,
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()> + Send {
-    let open = shared.stream_guard();
+    let open = shared.stream_guard(format.transport());
     let mut lean = LeanStream {
         stream,
         sub,
@@ -264,7 +264,7 @@ pub async fn serve_hyper(
     }
     let state = HyperStream {
         preamble: Some(format.preamble(&sub, &shared.opts)),
-        _open: shared.stream_guard(),
+        _open: shared.stream_guard(format.transport()),
         ticks: {
             let mut t = shared.ticks.clone();
             t.mark_unchanged();
