@@ -79,28 +79,19 @@ fn sub_over_long_polling_replays_then_follows_live_events() {
     let bin = env!("CARGO_BIN_EXE_herald");
     let from = format!("{}-0", hub.epoch());
     let a = publish_id(hub.addr, "lp", "a");
-    let child = Command::new(bin)
-        .args([
-            "sub",
-            "--hub",
-            &url,
-            "--transport",
-            "poll",
-            "--json",
-            "--count",
-            "3",
-            "--last-event-id",
-            &from,
-            "lp",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(WAIT);
-        let _ = Command::new("kill").args(["-9", &pid]).status();
-    });
+    let child = spawn_bounded(Command::new(bin).args([
+        "sub",
+        "--hub",
+        &url,
+        "--transport",
+        "poll",
+        "--json",
+        "--count",
+        "3",
+        "--last-event-id",
+        &from,
+        "lp",
+    ]));
     let b = publish_id(hub.addr, "lp", "b");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let c = publish_id(hub.addr, "lp", "c");
@@ -131,26 +122,16 @@ fn resumes_across_a_restart(transport: &str) {
     let bin = env!("CARGO_BIN_EXE_herald");
     // Start from the beginning of the log so the test does not race the connect.
     let from = format!("{}-0", hub.epoch());
-    let child = Command::new(bin)
-        .args([
-            "sub",
-            "--hub",
-            &url,
-            "--count",
-            "4",
-            "--last-event-id",
-            &from,
-            "t",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    // A watchdog, so a broken reconnect fails the test instead of hanging it.
-    std::thread::spawn(move || {
-        std::thread::sleep(WAIT);
-        let _ = Command::new("kill").args(["-9", &pid]).status();
-    });
+    let child = spawn_bounded(Command::new(bin).args([
+        "sub",
+        "--hub",
+        &url,
+        "--count",
+        "4",
+        "--last-event-id",
+        &from,
+        "t",
+    ]));
     let a = publish_id(hub.addr, "t", "a");
     let b = publish_id(hub.addr, "t", "b");
     std::thread::sleep(std::time::Duration::from_millis(300));

@@ -280,3 +280,15 @@ pub fn raw_bytes(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     let _ = s.read_to_end(&mut out);
     out
 }
+
+/// Spawns `cmd` with its stdout piped, and kills it after [`WAIT`] so a test
+/// whose child never finishes fails instead of hanging.
+pub fn spawn_bounded(cmd: &mut Command) -> Child {
+    let child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(WAIT);
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    });
+    child
+}
