@@ -87,6 +87,10 @@ settings! {
     poll_max_events: usize = 1000, "HERALD_POLL_MAX_EVENTS";
     /// Bytes after which a forever-iframe stream ends (the page reopens it).
     iframe_max_bytes: usize = 128 * 1024, "HERALD_IFRAME_MAX_BYTES";
+    /// Largest WebSocket message a client may send, in bytes (larger: close 1009).
+    ws_max_message_bytes: usize = 1024 * 1024 + 64 * 1024, "HERALD_WS_MAX_MESSAGE_BYTES";
+    /// Serve GET /ws/echo (WebSocket echo for conformance suites; never in production).
+    ws_echo: bool = false, "HERALD_WS_ECHO", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
     /// Events a subscriber may fall behind live delivery before it catches up from the store.
     ring_capacity: usize = 512, "HERALD_RING_CAPACITY";
     /// Log format: text or json.
@@ -160,6 +164,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ("max_body_bytes", s.max_body_bytes),
         ("poll_max_events", s.poll_max_events),
         ("iframe_max_bytes", s.iframe_max_bytes),
+        ("ws_max_message_bytes", s.ws_max_message_bytes),
     ];
     if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(BadConfig(format!("{name} must be greater than 0")));
@@ -211,6 +216,8 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             poll_timeout_max: Duration::from_secs(s.poll_timeout_max_secs),
             poll_max_events: s.poll_max_events,
             iframe_max_bytes: s.iframe_max_bytes,
+            ws_max_message: s.ws_max_message_bytes,
+            ws_echo: s.ws_echo,
         },
         limits: Limits {
             max_topic_len: s.max_topic_len,

@@ -177,6 +177,37 @@ impl Subscription {
         self.catching_up || !self.backlog.is_empty()
     }
 
+    /// Stops watching every topic of `remove` this subscription watches (others
+    /// are ignored), and drops history already read that only those topics
+    /// carried. Returns whether any topic is still watched; the position is
+    /// unchanged, so the remaining topics continue without a gap.
+    pub fn remove_topics(&mut self, remove: &[Topic]) -> bool {
+        if !self.topics.iter().any(|t| remove.contains(t)) {
+            return !self.topics.is_empty();
+        }
+        let topics = std::mem::take(&mut self.topics).into_vec();
+        let cursors = std::mem::take(&mut self.cursors).into_vec();
+        let (mut kept_topics, mut kept_cursors) = (Vec::new(), Vec::new());
+        for (topic, cursor) in topics.into_iter().zip(cursors) {
+            if remove.contains(&topic) {
+                drop(cursor);
+                self.fanout.release(&topic);
+            } else {
+                kept_topics.push(topic);
+                kept_cursors.push(cursor);
+            }
+        }
+        self.topics = kept_topics.into_boxed_slice();
+        self.cursors = kept_cursors.into_boxed_slice();
+        let watched = &self.topics;
+        self.backlog
+            .retain(|ev| ev.topics.iter().any(|t| watched.contains(t)));
+        if self.topics.is_empty() {
+            self.catching_up = false;
+        }
+        !self.topics.is_empty()
+    }
+
     /// Highest `seq` yielded so far (or the start position).
     pub fn last_seq(&self) -> u64 {
         self.last

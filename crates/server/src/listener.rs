@@ -54,15 +54,18 @@ pub enum Transport {
     Iframe,
     /// `GET /poll` (held long-polls).
     Poll,
+    /// `GET /ws` (WebSocket sessions).
+    Ws,
 }
 
 impl Transport {
     /// Every transport, in [`Stats::open_streams`] order.
-    pub const ALL: [Transport; 4] = [
+    pub const ALL: [Transport; 5] = [
         Transport::Sse,
         Transport::Ndjson,
         Transport::Iframe,
         Transport::Poll,
+        Transport::Ws,
     ];
 
     /// The label value.
@@ -72,6 +75,7 @@ impl Transport {
             Transport::Ndjson => "ndjson",
             Transport::Iframe => "iframe",
             Transport::Poll => "poll",
+            Transport::Ws => "ws",
         }
     }
 }
@@ -81,7 +85,7 @@ impl Transport {
 #[derive(Default)]
 pub struct Stats {
     /// Streams (and held polls) currently open, per [`Transport::ALL`].
-    pub open_streams: [AtomicI64; 4],
+    pub open_streams: [AtomicI64; 5],
     /// Events accepted by publishing.
     pub published: AtomicU64,
     /// Streams ended because the client did not read (slow subscribers).
@@ -237,7 +241,8 @@ async fn serve_hyper(io: Prefixed<TcpStream>, shared: Arc<Shared>) {
         .timer(TokioTimer::new())
         .header_read_timeout(shared.opts.header_timeout)
         .max_buf_size(shared.opts.max_header_bytes.max(8192))
-        .serve_connection(TokioIo::new(io), service);
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {

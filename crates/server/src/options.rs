@@ -29,6 +29,11 @@ pub struct ServerOptions {
     /// Bytes after which a forever-iframe stream ends, so the page's DOM stays
     /// bounded; the page reopens it from its last id.
     pub iframe_max_bytes: usize,
+    /// Largest WebSocket message a client may send, in bytes (larger: close 1009).
+    pub ws_max_message: usize,
+    /// Serve `GET /ws/echo`, an echo endpoint on the production WebSocket
+    /// stack for conformance suites. Off unless asked for.
+    pub ws_echo: bool,
 }
 
 impl Default for ServerOptions {
@@ -45,6 +50,8 @@ impl Default for ServerOptions {
             poll_timeout_max: Duration::from_secs(30),
             poll_max_events: 1000,
             iframe_max_bytes: 128 * 1024,
+            ws_max_message: 1024 * 1024 + 64 * 1024,
+            ws_echo: false,
         }
     }
 }

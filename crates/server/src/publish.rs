@@ -28,13 +28,7 @@ pub async fn handle(
     req: Request<Incoming>,
     shared: &Arc<Shared>,
 ) -> Result<Response<Body>, Rejection> {
-    if !shared.opts.dev {
-        return Err(Rejection::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "publishing needs a token, and token auth is not available in this build yet; start the hub with --dev to publish without one",
-        ));
-    }
+    authorize(shared)?;
     let limits = shared.hub.limits();
     let is_json = req
         .headers()
@@ -52,11 +46,7 @@ pub async fn handle(
     } else {
         (vec![from_raw(&query, body, limits)?], false)
     };
-    let events = shared.hub.publish(drafts, crate::now_ms()).await?;
-    shared
-        .stats
-        .published
-        .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let events = publish(shared, drafts).await?;
     let ids: Vec<serde_json::Value> = events.iter().map(|e| id_json(e)).collect();
     let value = if batch {
         serde_json::Value::Array(ids)
@@ -64,6 +54,31 @@ pub async fn handle(
         ids.into_iter().next().unwrap_or_default()
     };
     Ok(json(StatusCode::OK, &value))
+}
+
+/// Whether this client may publish at all (every front door asks here).
+pub(crate) fn authorize(shared: &Shared) -> Result<(), Rejection> {
+    if shared.opts.dev {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "publishing needs a token, and token auth is not available in this build yet; start the hub with --dev to publish without one",
+    ))
+}
+
+/// Appends `drafts` through the hub and counts them; returns once durable.
+pub(crate) async fn publish(
+    shared: &Shared,
+    drafts: Vec<Draft>,
+) -> Result<Vec<Arc<Event>>, Rejection> {
+    let events = shared.hub.publish(drafts, crate::now_ms()).await?;
+    shared
+        .stats
+        .published
+        .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(events)
 }
 
 fn id_json(e: &Event) -> serde_json::Value {
@@ -121,21 +136,53 @@ fn parse_retry(v: &str) -> Result<u32, Rejection> {
 /// One topic or several.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum OneOrMany<T> {
+pub enum OneOrMany<T> {
+    /// A single value.
     One(T),
+    /// A list.
     Many(Vec<T>),
 }
 
-/// One event in a JSON publish body.
+impl<T> OneOrMany<T> {
+    /// The values as a list.
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// One event in a JSON publish body (or a WebSocket `publish` operation).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JsonEvent {
+pub struct JsonEvent {
     topic: OneOrMany<String>,
     data: String,
     #[serde(rename = "type")]
     kind: Option<String>,
     id: Option<String>,
     retry: Option<u32>,
+}
+
+impl JsonEvent {
+    /// Validates the event against `limits`.
+    pub fn into_draft(self, limits: &Limits) -> Result<Draft, Rejection> {
+        let topics = self
+            .topic
+            .into_vec()
+            .iter()
+            .map(|t| Topic::parse(t, limits.max_topic_len))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Draft::new(
+            topics,
+            Bytes::from(self.data),
+            self.kind.as_deref(),
+            self.id.as_deref(),
+            self.retry,
+            limits,
+        )?)
+    }
 }
 
 /// Parses a JSON body; the flag says whether it was a batch (an array).
@@ -149,10 +196,8 @@ fn from_json(body: &[u8], limits: &Limits) -> Result<(Vec<Draft>, bool), Rejecti
         )
     };
     let parsed: OneOrMany<JsonEvent> = serde_json::from_slice(body).map_err(bad)?;
-    let (events, batch) = match parsed {
-        OneOrMany::One(e) => (vec![e], false),
-        OneOrMany::Many(v) => (v, true),
-    };
+    let batch = matches!(parsed, OneOrMany::Many(_));
+    let events = parsed.into_vec();
     if events.len() > limits.max_batch {
         return Err(Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -166,24 +211,7 @@ fn from_json(body: &[u8], limits: &Limits) -> Result<(Vec<Draft>, bool), Rejecti
     }
     let drafts = events
         .into_iter()
-        .map(|e| {
-            let names = match e.topic {
-                OneOrMany::One(t) => vec![t],
-                OneOrMany::Many(v) => v,
-            };
-            let topics = names
-                .iter()
-                .map(|t| Topic::parse(t, limits.max_topic_len))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Draft::new(
-                topics,
-                Bytes::from(e.data),
-                e.kind.as_deref(),
-                e.id.as_deref(),
-                e.retry,
-                limits,
-            )?)
-        })
+        .map(|e| e.into_draft(limits))
         .collect::<Result<Vec<_>, Rejection>>()?;
     Ok((drafts, batch))
 }

@@ -71,16 +71,19 @@ impl Query {
                 .iter()
                 .find_map(|k| self.first(k))
         });
-        match cursor {
-            None | Some("") => Ok(Resume::Now),
-            Some(c) if c.len() > 1024 || c.contains(['\r', '\n', '\0']) => {
-                Err(Rejection::bad_request(
-                    "invalid_last_event_id",
-                    "Last-Event-ID must be at most 1024 bytes without CR, LF or NUL",
-                ))
-            }
-            Some(c) => Ok(Resume::After(c.to_string())),
-        }
+        resume_cursor(cursor)
+    }
+}
+
+/// Where to resume from a client's cursor (`None` or empty: from now).
+pub fn resume_cursor(cursor: Option<&str>) -> Result<Resume, Rejection> {
+    match cursor {
+        None | Some("") => Ok(Resume::Now),
+        Some(c) if c.len() > 1024 || c.contains(['\r', '\n', '\0']) => Err(Rejection::bad_request(
+            "invalid_last_event_id",
+            "Last-Event-ID must be at most 1024 bytes without CR, LF or NUL",
+        )),
+        Some(c) => Ok(Resume::After(c.to_string())),
     }
 }
 

@@ -13,8 +13,8 @@ use crate::listener::Shared;
 use crate::metrics;
 use crate::publish;
 use crate::rejection::Rejection;
-use crate::transports::poll;
 use crate::transports::stream::{self, Body};
+use crate::transports::{poll, ws};
 
 /// Routes one request.
 pub async fn handle(
@@ -26,6 +26,8 @@ pub async fn handle(
         (&Method::POST, "/publish") => publish::handle(req, &shared).await,
         (&Method::GET, "/sse" | "/stream") => stream::serve_hyper(req, shared).await,
         (&Method::GET, "/poll") => poll::handle(req, &shared).await,
+        (&Method::GET, "/ws") => ws::upgrade(req, shared).await,
+        (&Method::GET, "/ws/echo") if shared.opts.ws_echo => ws::echo(req, shared).await,
         (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::GET | &Method::HEAD, "/readyz") => Ok(if metrics::ready(&shared) {
             text(StatusCode::OK, "ready\n")
@@ -43,7 +45,7 @@ pub async fn handle(
         }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
         (_, "/publish") => Err(not_allowed("POST")),
-        (_, "/sse" | "/stream" | "/poll") => Err(not_allowed("GET")),
+        (_, "/sse" | "/stream" | "/poll" | "/ws") => Err(not_allowed("GET")),
         _ => Err(Rejection::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -58,6 +60,7 @@ POST /publish?topic=T        publish the body as one event\n\
 GET  /sse?topic=T            subscribe with Server-Sent Events\n\
 GET  /stream?topic=T         subscribe as an NDJSON stream (format=iframe: forever frame)\n\
 GET  /poll?topic=T&since=ID  long-poll (timeout=0: short poll; callback=NAME: JSONP)\n\
+GET  /ws[?topic=T]           WebSocket: JSON subscribe, unsubscribe, publish, ping\n\
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n";

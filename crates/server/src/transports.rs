@@ -9,3 +9,4 @@ pub mod poll;
 pub mod sse;
 pub mod stream;
 pub mod write;
+pub mod ws;

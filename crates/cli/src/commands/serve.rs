@@ -93,6 +93,9 @@ async fn serve(config: Config) -> ExitCode {
             "DEVELOPMENT MODE: anyone can publish and subscribe to every topic. Never run --dev in production."
         );
     }
+    if config.server.ws_echo {
+        tracing::warn!("GET /ws/echo is on: a WebSocket echo for conformance suites only");
+    }
     let head = log.last_seq();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), epoch = format!("{:x}", log.epoch()), last_seq = head, "herald started");
     {
