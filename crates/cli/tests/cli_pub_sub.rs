@@ -70,10 +70,39 @@ fn pub_prints_the_id_and_sub_prints_events_then_resumes() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("400"));
+
+    // A refused subscription says why, over every transport.
+    for transport in ["sse", "poll", "ws"] {
+        let refused = Command::new(bin)
+            .args([
+                "sub",
+                "--hub",
+                &url,
+                "--transport",
+                transport,
+                "--count",
+                "1",
+            ])
+            .arg("x".repeat(2000))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{transport}");
+        assert!(
+            err.contains("400") && err.contains("topic"),
+            "{transport}: {err}"
+        );
+    }
 }
 
 #[test]
-fn sub_over_long_polling_replays_then_follows_live_events() {
+fn sub_over_long_polling_and_websocket_replays_then_follows_live_events() {
+    for transport in ["poll", "ws"] {
+        replays_then_follows(transport);
+    }
+}
+
+fn replays_then_follows(transport: &str) {
     let hub = Hub::start(&[]);
     let url = format!("http://{}", hub.addr);
     let bin = env!("CARGO_BIN_EXE_herald");
@@ -84,7 +113,7 @@ fn sub_over_long_polling_replays_then_follows_live_events() {
         "--hub",
         &url,
         "--transport",
-        "poll",
+        transport,
         "--json",
         "--count",
         "3",
@@ -106,12 +135,12 @@ fn sub_over_long_polling_replays_then_follows_live_events() {
                 .to_string()
         })
         .collect();
-    assert_eq!(ids, vec![a, b, c]);
+    assert_eq!(ids, vec![a, b, c], "{transport}");
 }
 
 #[test]
 fn sub_reconnects_and_resumes_across_a_restart() {
-    for transport in ["sse", "poll"] {
+    for transport in ["sse", "poll", "ws"] {
         resumes_across_a_restart(transport);
     }
 }
@@ -126,6 +155,8 @@ fn resumes_across_a_restart(transport: &str) {
         "sub",
         "--hub",
         &url,
+        "--transport",
+        transport,
         "--count",
         "4",
         "--last-event-id",

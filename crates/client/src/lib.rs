@@ -8,10 +8,11 @@
 //!   [`Transport`] with automatic reconnection (exponential back-off with full
 //!   jitter) and resumption from the last id received, so a dropped connection
 //!   or a hub restart loses nothing. A broken continuity arrives as an event of
-//!   type `herald-reset`. `sse.rs` and `poll.rs` hold the two transports.
+//!   type `herald-reset`. `sse.rs`, `poll.rs` and `ws.rs` hold the transports.
 
 mod poll;
 mod sse;
+mod ws;
 
 use std::time::Duration;
 
@@ -137,6 +138,7 @@ impl Client {
         let path = match transport {
             Transport::Sse => "/sse",
             Transport::Poll => "/poll",
+            Transport::Ws => "/ws",
         };
         let mut url = self.url(path);
         {
@@ -148,6 +150,7 @@ impl Client {
         let inner = match transport {
             Transport::Sse => Inner::Sse(sse::SseState::default()),
             Transport::Poll => Inner::Poll(poll::PollState::default()),
+            Transport::Ws => Inner::Ws(ws::WsState::default()),
         };
         EventStream {
             client: self.clone(),
@@ -181,6 +184,8 @@ pub enum Transport {
     Sse,
     /// Long-polling (`GET /poll`).
     Poll,
+    /// WebSocket (`GET /ws`).
+    Ws,
 }
 
 /// Events of one subscription, across reconnections.
@@ -197,6 +202,7 @@ pub struct EventStream {
 enum Inner {
     Sse(sse::SseState),
     Poll(poll::PollState),
+    Ws(ws::WsState),
 }
 
 impl EventStream {
@@ -220,6 +226,15 @@ impl EventStream {
             }
             Inner::Poll(p) => {
                 p.next(
+                    &self.client.http,
+                    &self.url,
+                    &mut self.last_event_id,
+                    &mut self.failures,
+                )
+                .await?
+            }
+            Inner::Ws(w) => {
+                w.next(
                     &self.client.http,
                     &self.url,
                     &mut self.last_event_id,

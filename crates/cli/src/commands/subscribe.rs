@@ -12,6 +12,8 @@ enum TransportArg {
     Sse,
     /// Long-polling.
     Poll,
+    /// WebSocket.
+    Ws,
 }
 
 /// Arguments of `herald sub`.
@@ -28,7 +30,7 @@ pub struct Args {
     /// Exit after this many events.
     #[arg(long)]
     count: Option<u64>,
-    /// How to receive events: sse or poll (long-polling).
+    /// How to receive events: sse, poll (long-polling) or ws (WebSocket).
     #[arg(long, value_enum, default_value = "sse")]
     transport: TransportArg,
     /// Topics to subscribe to.
@@ -50,6 +52,7 @@ pub fn run(args: Args) -> ExitCode {
         let transport = match args.transport {
             TransportArg::Sse => Transport::Sse,
             TransportArg::Poll => Transport::Poll,
+            TransportArg::Ws => Transport::Ws,
         };
         let mut events = client.subscribe(&args.topics, args.last_event_id.clone(), transport);
         let mut seen = 0u64;

@@ -45,22 +45,26 @@ pub async fn upgrade(
     req: Request<Incoming>,
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Rejection> {
-    let accept = match accept_key(req.headers()) {
-        Ok(a) => a,
-        Err(Refusal::Version) => return Ok(version_required()),
-        Err(Refusal::Bad(rej)) => return Err(rej),
-    };
+    // The subscription is checked first, so a client refused with a 4xx can
+    // learn why with a plain GET of the same URL.
     let q = Query::parse(req.uri().query());
     let header_id = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok());
     let resume = q.resume(header_id)?;
-    let initial = if q.first("topic").is_some() {
-        let selector = q.selector(shared.hub.limits())?;
-        Some(shared.hub.subscribe(&selector, resume).await?)
-    } else {
-        None
+    let selector = match q.first("topic") {
+        Some(_) => Some(q.selector(shared.hub.limits())?),
+        None => None,
+    };
+    let accept = match accept_key(req.headers()) {
+        Ok(a) => a,
+        Err(Refusal::Version) => return Ok(version_required()),
+        Err(Refusal::Bad(rej)) => return Err(rej),
+    };
+    let initial = match selector {
+        Some(selector) => Some(shared.hub.subscribe(&selector, resume).await?),
+        None => None,
     };
     let limits = Limits::default().max_payload_len(Some(shared.opts.ws_max_message));
     let tracker = shared.tracker.clone();
