@@ -16,7 +16,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// The open socket, if any, and events received but not yet returned.
 #[derive(Default)]
 pub(crate) struct WsState {
-    socket: Option<Socket>,
+    socket: Option<Box<Socket>>,
     queue: VecDeque<Event>,
 }
 
@@ -117,7 +117,7 @@ async fn connect(
     url: &reqwest::Url,
     last_event_id: Option<&str>,
     failures: &mut u32,
-) -> Result<Option<Socket>, ClientError> {
+) -> Result<Option<Box<Socket>>, ClientError> {
     let mut target = url.clone();
     if let Some(id) = last_event_id {
         target.query_pairs_mut().append_pair("last_event_id", id);
@@ -134,7 +134,7 @@ async fn connect(
         .uri(ws_url.as_str())
         .map_err(|e| ClientError::BadUrl(ws_url.to_string(), e.to_string()))?;
     match builder.connect().await {
-        Ok((socket, _)) => Ok(Some(socket)),
+        Ok((socket, _)) => Ok(Some(Box::new(socket))),
         Err(tokio_websockets::Error::Upgrade(
             tokio_websockets::upgrade::Error::DidNotSwitchProtocols(status),
         )) if (400..500).contains(&status) => {
