@@ -5,8 +5,10 @@
 pub mod callback;
 pub mod format;
 pub mod iframe;
+pub mod ops;
 pub mod poll;
 pub mod sse;
 pub mod stream;
+pub mod subscriptions;
 pub mod write;
 pub mod ws;

@@ -6,12 +6,12 @@
 //!   upgraded socket to a [`session::Session`] task;
 //! - [`session`]: one task per socket reading operations and delivering the
 //!   events of its subscriptions (`subscribe`, `deliver`, `close`);
-//! - [`ops`]: the JSON operations on the wire, in both directions.
+//! - [`crate::transports::ops`] and [`crate::transports::subscriptions`]: the
+//!   JSON operations and what they do, shared with BOSH sessions.
 //!
 //! The socket is taken over from hyper after the 101, so an open WebSocket
 //! keeps no HTTP buffers; tokio-websockets keeps an 8 KiB read buffer.
 
-pub mod ops;
 pub mod session;
 
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 use hyper::header::HeaderValue;
 use serde_json::json;
 
-use super::ops::{self, Op};
 use super::*;
+use crate::transports::ops::{self, Op};
 
 fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     let mut h = HeaderMap::new();

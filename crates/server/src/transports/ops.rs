@@ -1,4 +1,5 @@
-//! The JSON operations of `GET /ws`, one per text frame.
+//! The JSON operations of bidirectional sessions: one per WebSocket text
+//! frame (`GET /ws`), one per `<op>` element of a BOSH body (`POST /bosh`).
 //!
 //! Client to hub: `subscribe`, `unsubscribe`, `publish`, `ping`, each with an
 //! optional `ref` (any JSON value) echoed in the answer. Hub to client:
