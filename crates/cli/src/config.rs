@@ -91,6 +91,16 @@ settings! {
     ws_max_message_bytes: usize = 1024 * 1024 + 64 * 1024, "HERALD_WS_MAX_MESSAGE_BYTES";
     /// Serve GET /ws/echo (WebSocket echo for conformance suites; never in production).
     ws_echo: bool = false, "HERALD_WS_ECHO", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// Longest a BOSH request is held, in seconds (caps a session's wait).
+    bosh_wait_max_secs: u64 = 60, "HERALD_BOSH_WAIT_MAX_SECS";
+    /// Most BOSH requests a session may have held at once (caps its hold).
+    bosh_hold_max: usize = 2, "HERALD_BOSH_HOLD_MAX";
+    /// Seconds with no request held after which a BOSH session ends.
+    bosh_inactivity_secs: u64 = 60, "HERALD_BOSH_INACTIVITY_SECS";
+    /// Shortest interval between empty polls of a polling BOSH session, in seconds.
+    bosh_polling_secs: u64 = 2, "HERALD_BOSH_POLLING_SECS";
+    /// Most BOSH sessions open at once.
+    bosh_max_sessions: usize = 10_000, "HERALD_BOSH_MAX_SESSIONS";
     /// Events a subscriber may fall behind live delivery before it catches up from the store.
     ring_capacity: usize = 512, "HERALD_RING_CAPACITY";
     /// Log format: text or json.
@@ -165,6 +175,8 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ("poll_max_events", s.poll_max_events),
         ("iframe_max_bytes", s.iframe_max_bytes),
         ("ws_max_message_bytes", s.ws_max_message_bytes),
+        ("bosh_max_sessions", s.bosh_max_sessions),
+        ("bosh_inactivity_secs", s.bosh_inactivity_secs as usize),
     ];
     if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(BadConfig(format!("{name} must be greater than 0")));
@@ -218,6 +230,11 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             iframe_max_bytes: s.iframe_max_bytes,
             ws_max_message: s.ws_max_message_bytes,
             ws_echo: s.ws_echo,
+            bosh_wait_max: Duration::from_secs(s.bosh_wait_max_secs),
+            bosh_hold_max: s.bosh_hold_max,
+            bosh_inactivity: Duration::from_secs(s.bosh_inactivity_secs),
+            bosh_polling: Duration::from_secs(s.bosh_polling_secs),
+            bosh_max_sessions: s.bosh_max_sessions,
         },
         limits: Limits {
             max_topic_len: s.max_topic_len,

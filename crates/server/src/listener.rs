@@ -41,6 +41,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Every connection and stream task, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Open BOSH sessions.
+    pub bosh: crate::transports::bosh::Registry,
 }
 
 /// How a subscriber is served (a metrics label; never a topic or a client).
@@ -56,16 +58,19 @@ pub enum Transport {
     Poll,
     /// `GET /ws` (WebSocket sessions).
     Ws,
+    /// `POST /bosh` (BOSH sessions).
+    Bosh,
 }
 
 impl Transport {
     /// Every transport, in [`Stats::open_streams`] order.
-    pub const ALL: [Transport; 5] = [
+    pub const ALL: [Transport; 6] = [
         Transport::Sse,
         Transport::Ndjson,
         Transport::Iframe,
         Transport::Poll,
         Transport::Ws,
+        Transport::Bosh,
     ];
 
     /// The label value.
@@ -76,6 +81,7 @@ impl Transport {
             Transport::Iframe => "iframe",
             Transport::Poll => "poll",
             Transport::Ws => "ws",
+            Transport::Bosh => "bosh",
         }
     }
 }
@@ -85,7 +91,7 @@ impl Transport {
 #[derive(Default)]
 pub struct Stats {
     /// Streams (and held polls) currently open, per [`Transport::ALL`].
-    pub open_streams: [AtomicI64; 5],
+    pub open_streams: [AtomicI64; 6],
     /// Events accepted by publishing.
     pub published: AtomicU64,
     /// Streams ended because the client did not read (slow subscribers).
@@ -145,6 +151,7 @@ impl Server {
             ticks,
             stats: Stats::default(),
             tracker: TaskTracker::new(),
+            bosh: Default::default(),
         });
         Server { listener, shared }
     }

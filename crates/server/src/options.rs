@@ -34,6 +34,16 @@ pub struct ServerOptions {
     /// Serve `GET /ws/echo`, an echo endpoint on the production WebSocket
     /// stack for conformance suites. Off unless asked for.
     pub ws_echo: bool,
+    /// Longest a BOSH request is held (a session's `wait` is capped to it).
+    pub bosh_wait_max: Duration,
+    /// Most BOSH requests a session may have held at once.
+    pub bosh_hold_max: usize,
+    /// Time with no request held after which a BOSH session ends.
+    pub bosh_inactivity: Duration,
+    /// Shortest interval between empty polls in a polling BOSH session.
+    pub bosh_polling: Duration,
+    /// Most BOSH sessions open at once.
+    pub bosh_max_sessions: usize,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +62,11 @@ impl Default for ServerOptions {
             iframe_max_bytes: 128 * 1024,
             ws_max_message: 1024 * 1024 + 64 * 1024,
             ws_echo: false,
+            bosh_wait_max: Duration::from_secs(60),
+            bosh_hold_max: 2,
+            bosh_inactivity: Duration::from_secs(60),
+            bosh_polling: Duration::from_secs(2),
+            bosh_max_sessions: 10_000,
         }
     }
 }

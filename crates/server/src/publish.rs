@@ -85,7 +85,7 @@ fn id_json(e: &Event) -> serde_json::Value {
     serde_json::json!({"id": e.id.to_string()})
 }
 
-async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Rejection> {
+pub(crate) async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Rejection> {
     let too_large = || {
         Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -14,7 +14,7 @@ use crate::metrics;
 use crate::publish;
 use crate::rejection::Rejection;
 use crate::transports::stream::{self, Body};
-use crate::transports::{poll, ws};
+use crate::transports::{bosh, poll, ws};
 
 /// Routes one request.
 pub async fn handle(
@@ -27,6 +27,7 @@ pub async fn handle(
         (&Method::GET, "/sse" | "/stream") => stream::serve_hyper(req, shared).await,
         (&Method::GET, "/poll") => poll::handle(req, &shared).await,
         (&Method::GET, "/ws") => ws::upgrade(req, shared).await,
+        (&Method::POST, "/bosh") => bosh::handle(req, shared).await,
         (&Method::GET, "/ws/echo") if shared.opts.ws_echo => ws::echo(req, shared).await,
         (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::GET | &Method::HEAD, "/readyz") => Ok(if metrics::ready(&shared) {
@@ -44,7 +45,7 @@ pub async fn handle(
             Ok(r)
         }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
-        (_, "/publish") => Err(not_allowed("POST")),
+        (_, "/publish" | "/bosh") => Err(not_allowed("POST")),
         (_, "/sse" | "/stream" | "/poll" | "/ws") => Err(not_allowed("GET")),
         _ => Err(Rejection::new(
             StatusCode::NOT_FOUND,
@@ -61,6 +62,7 @@ GET  /sse?topic=T            subscribe with Server-Sent Events\n\
 GET  /stream?topic=T         subscribe as an NDJSON stream (format=iframe: forever frame)\n\
 GET  /poll?topic=T&since=ID  long-poll (timeout=0: short poll; callback=NAME: JSONP)\n\
 GET  /ws[?topic=T]           WebSocket: JSON subscribe, unsubscribe, publish, ping\n\
+POST /bosh                   BOSH (XEP-0124) sessions carrying the same operations\n\
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n";

@@ -2,6 +2,7 @@
 //! (`accept`), writes what it yields in its own wire format (`deliver`), and ends
 //! cleanly on shutdown or when the peer leaves (`close`).
 
+pub mod bosh;
 pub mod callback;
 pub mod format;
 pub mod iframe;
