@@ -128,11 +128,13 @@ fn create(inc: Incoming, shared: &Arc<Shared>) -> Result<Duration, Rejection> {
         .filter(|c| HeaderValue::from_str(c).is_ok())
         .map_or_else(|| Arc::from(XML), Arc::from);
     if shared.bosh.len() >= opts.bosh_max_sessions {
-        let _ = inc.reply.send(terminate_answer("policy-violation", legacy, &content_type));
+        let _ = inc
+            .reply
+            .send(terminate_answer("policy-violation", legacy, &content_type));
         return Ok(Duration::ZERO);
     }
-    let wait = Duration::from_secs(b.wait.unwrap_or(opts.bosh_wait_max.as_secs()))
-        .min(opts.bosh_wait_max);
+    let wait =
+        Duration::from_secs(b.wait.unwrap_or(opts.bosh_wait_max.as_secs())).min(opts.bosh_wait_max);
     let hold = b.hold.unwrap_or(1).min(opts.bosh_hold_max as u64) as usize;
     let requests = (hold as u64 + 1).max(2);
     let ver = b.ver.map_or(VERSION, |v| v.min(VERSION));

@@ -82,10 +82,10 @@ pub fn parse(text: &str) -> Result<Request, BadBody> {
             }
             Event::End(_) => {
                 depth = depth.saturating_sub(1);
-                if depth == 1 {
-                    if let Some(o) = op.take() {
-                        req.ops.push(o);
-                    }
+                if depth == 1
+                    && let Some(o) = op.take()
+                {
+                    req.ops.push(o);
                 }
             }
             Event::Text(t) => {
@@ -183,7 +183,10 @@ fn version(v: &str) -> Option<(u32, u32)> {
 }
 
 /// Writes a response body with `attrs` and Herald payloads (JSON texts).
-pub fn render<'a>(attrs: &[(&str, String)], payloads: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+pub fn render<'a>(
+    attrs: &[(&str, String)],
+    payloads: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"<body xmlns='");
     out.extend_from_slice(BOSH_NS.as_bytes());

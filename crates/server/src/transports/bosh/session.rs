@@ -356,16 +356,22 @@ impl Session {
 
     /// Ends the session with `condition`, answering `reply` and every held request.
     fn terminate(&mut self, reply: oneshot::Sender<Answer>, condition: &'static str) -> Flow {
-        let _ = reply.send(terminate_answer(condition, self.terms.legacy, &self.terms.content_type));
+        let _ = reply.send(terminate_answer(
+            condition,
+            self.terms.legacy,
+            &self.terms.content_type,
+        ));
         self.terminate_held(condition);
         Flow::End
     }
 
     fn terminate_held(&mut self, condition: &'static str) {
         while let Some(h) = self.held.pop_front() {
-            let _ = h
-                .reply
-                .send(terminate_answer(condition, self.terms.legacy, &self.terms.content_type));
+            let _ = h.reply.send(terminate_answer(
+                condition,
+                self.terms.legacy,
+                &self.terms.content_type,
+            ));
         }
     }
 }
@@ -387,7 +393,10 @@ pub fn terminate_answer(condition: &'static str, legacy: bool, content_type: &Ar
         (true, "item-not-found") => StatusCode::NOT_FOUND,
         _ => StatusCode::OK,
     };
-    let attrs = [("type", "terminate".to_string()), ("condition", condition.to_string())];
+    let attrs = [
+        ("type", "terminate".to_string()),
+        ("condition", condition.to_string()),
+    ];
     Answer {
         status,
         body: Bytes::from(body::render(&attrs, [])),

@@ -53,14 +53,26 @@ fn bad_bodies_say_what_is_wrong() {
         (&format!("<other {NS} rid='1'/>"), "must be one <body"),
         (&format!("<body {NS}/>"), "needs rid"),
         (&format!("<body {NS} rid='0'/>"), "between 1 and 2^53"),
-        (&format!("<body {NS} rid='9007199254740992'/>"), "between 1 and 2^53"),
+        (
+            &format!("<body {NS} rid='9007199254740992'/>"),
+            "between 1 and 2^53",
+        ),
         (&format!("<body {NS} rid='x'/>"), "whole number"),
         (&format!("<body {NS} rid='1' ver='one'/>"), "major.minor"),
         (&format!("<body {NS} rid='1'>text</body>"), "character data"),
         (&format!("<body {NS} rid='1'><a></body>"), "not well-formed"),
-        (&format!("<!DOCTYPE x [<!ENTITY e 'boom'>]><body {NS} rid='1'/>"), "DTD"),
-        (&format!("<body {NS} rid='1'><op xmlns='urn:herald:1'>&e;</op></body>"), "unknown entity"),
-        (&format!("<body {NS} rid='1'/><body {NS} rid='2'/>"), "must be one <body"),
+        (
+            &format!("<!DOCTYPE x [<!ENTITY e 'boom'>]><body {NS} rid='1'/>"),
+            "DTD",
+        ),
+        (
+            &format!("<body {NS} rid='1'><op xmlns='urn:herald:1'>&e;</op></body>"),
+            "unknown entity",
+        ),
+        (
+            &format!("<body {NS} rid='1'/><body {NS} rid='2'/>"),
+            "must be one <body",
+        ),
     ] {
         let BadBody(message) = body::parse(text).unwrap_err();
         assert!(message.contains(needle), "{text}: {message}");
