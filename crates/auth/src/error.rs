@@ -52,7 +52,9 @@ pub enum AuthError {
     #[error("the hub has no verification key loaded yet; retry shortly")]
     KeysUnavailable,
     /// No configured key verifies the signature.
-    #[error("the token's signature does not verify: sign it with the key this hub is configured with")]
+    #[error(
+        "the token's signature does not verify: sign it with the key this hub is configured with"
+    )]
     BadSignature,
     /// A claim has the wrong type or shape (`exp` not a number, a selector
     /// that does not parse, ...).
@@ -143,13 +145,19 @@ pub enum ConfigError {
         reason: String,
     },
     /// The algorithm allow-list names something unknown, or `none`.
-    #[error("algorithm {0:?} is not supported; use some of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA")]
+    #[error(
+        "algorithm {0:?} is not supported; use some of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"
+    )]
     UnknownAlgorithm(String),
     /// No key source is configured at all.
-    #[error("no token verification key is configured: set a JWT secret, PEM public key files, a JWKS file or a JWKS URL")]
+    #[error(
+        "no token verification key is configured: set a JWT secret, PEM public key files, a JWKS file or a JWKS URL"
+    )]
     NoKeys,
     /// The allow-list excludes every configured key.
-    #[error("no configured key can verify any of the allowed algorithms ({0}); add a key of that type or widen the list")]
+    #[error(
+        "no configured key can verify any of the allowed algorithms ({0}); add a key of that type or widen the list"
+    )]
     NoUsableKey(String),
     /// The JWKS URL is not http(s) or cannot be used.
     #[error("JWKS URL {url:?}: {reason}")]

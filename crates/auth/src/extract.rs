@@ -72,7 +72,9 @@ pub enum ExtractError {
     Several(&'static str),
     /// `access_token` is in the query string but this hub does not accept
     /// tokens in URLs.
-    #[error("tokens in the URL (access_token) are disabled on this hub: send an Authorization: Bearer header or the {0} cookie")]
+    #[error(
+        "tokens in the URL (access_token) are disabled on this hub: send an Authorization: Bearer header or the {0} cookie"
+    )]
     QueryDisabled(String),
     /// The token is empty.
     #[error("the token is empty")]

@@ -74,8 +74,7 @@ mod tests {
 
     #[test]
     fn claim_shape() {
-        let g: Grants =
-            serde_json::from_str(r#"{"publish":["*"],"future":{"x":1}}"#).unwrap();
+        let g: Grants = serde_json::from_str(r#"{"publish":["*"],"future":{"x":1}}"#).unwrap();
         assert!(g.can_publish("/anything"));
         assert!(g.subscribe.is_empty());
         assert!(serde_json::from_str::<Grants>(r#"{"publish":"*"}"#).is_err());

@@ -77,7 +77,10 @@ impl KeySource {
 
     /// Reloads this source. On failure the previous set stays in use and the
     /// error is returned (for the caller to log).
-    pub(crate) async fn refresh(&self, client: Option<&reqwest::Client>) -> Result<usize, ConfigError> {
+    pub(crate) async fn refresh(
+        &self,
+        client: Option<&reqwest::Client>,
+    ) -> Result<usize, ConfigError> {
         let name = self.name();
         let bytes = match &self.origin {
             Origin::File(path) => {
@@ -130,7 +133,9 @@ async fn fetch(client: &reqwest::Client, url: reqwest::Url) -> Result<Vec<u8>, S
         .map_err(|e| format!("reading the body failed: {e}"))?
     {
         if body.len() + chunk.len() > MAX_JWKS_BYTES {
-            return Err(format!("the document is larger than {MAX_JWKS_BYTES} bytes"));
+            return Err(format!(
+                "the document is larger than {MAX_JWKS_BYTES} bytes"
+            ));
         }
         body.extend_from_slice(&chunk);
     }

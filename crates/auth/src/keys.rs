@@ -136,7 +136,8 @@ impl VerifyKey {
         }
         let mut algorithms = algorithms_of(&key)?;
         if let Some(alg) = jwk.common.key_algorithm {
-            let alg = Algorithm::try_from(alg).map_err(|_| format!("alg {alg} is not a signature algorithm"))?;
+            let alg = Algorithm::try_from(alg)
+                .map_err(|_| format!("alg {alg} is not a signature algorithm"))?;
             if !algorithms.contains(&alg) {
                 return Err(format!("alg {alg:?} does not fit the key type"));
             }

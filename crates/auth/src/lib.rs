@@ -50,8 +50,7 @@ mod verify;
 pub use config::AuthConfig;
 pub use error::{AuthError, ConfigError};
 pub use extract::{
-    DEFAULT_COOKIE, ExtractError, FoundToken, QUERY_PARAM, TokenSource, TokenSources,
-    extract_token,
+    DEFAULT_COOKIE, ExtractError, FoundToken, QUERY_PARAM, TokenSource, TokenSources, extract_token,
 };
 pub use grants::Grants;
 pub use jsonwebtoken::Algorithm;

@@ -65,7 +65,11 @@ impl SigningKey {
         }
         let key = EncodingKey::from_secret(secret)
             .map_err(|_| ConfigError::SecretTooShort(secret.len()))?;
-        Ok(SigningKey { key, alg, kid: None })
+        Ok(SigningKey {
+            key,
+            alg,
+            kid: None,
+        })
     }
 
     /// A PEM private key file: RSA signs RS256, EC P-256 ES256, EC P-384
@@ -91,7 +95,10 @@ impl SigningKey {
         }
         let candidates: [(LoadPem, &[Algorithm]); 3] = [
             (EncodingKey::from_rsa_pem, &[Algorithm::RS256]),
-            (EncodingKey::from_ec_pem, &[Algorithm::ES256, Algorithm::ES384]),
+            (
+                EncodingKey::from_ec_pem,
+                &[Algorithm::ES256, Algorithm::ES384],
+            ),
             (EncodingKey::from_ed_pem, &[Algorithm::EdDSA]),
         ];
         for (load, algs) in candidates {
@@ -100,7 +107,11 @@ impl SigningKey {
             // rather than at the first token.
             for &alg in algs {
                 if jsonwebtoken::crypto::sign(b"probe", &key, alg).is_ok() {
-                    return Ok(SigningKey { key, alg, kid: None });
+                    return Ok(SigningKey {
+                        key,
+                        alg,
+                        kid: None,
+                    });
                 }
             }
             return Err("the key cannot sign (unsupported curve or size?)".into());

@@ -244,7 +244,13 @@ impl Verifier {
             return Ok(parsed);
         }
         let waiting = self.inner.sources.iter().any(|s| s.keys().is_none());
-        if waiting && self.inner.allowed.as_ref().is_none_or(|l| l.contains(&parsed)) {
+        if waiting
+            && self
+                .inner
+                .allowed
+                .as_ref()
+                .is_none_or(|l| l.contains(&parsed))
+        {
             return Err(AuthError::KeysUnavailable);
         }
         Err(AuthError::AlgorithmNotAllowed {
@@ -273,7 +279,13 @@ impl Verifier {
             if !by_kid.is_empty() {
                 return Ok(by_kid);
             }
-            let statics: Vec<VerifyKey> = self.inner.static_keys.iter().filter(fits).cloned().collect();
+            let statics: Vec<VerifyKey> = self
+                .inner
+                .static_keys
+                .iter()
+                .filter(fits)
+                .cloned()
+                .collect();
             if !statics.is_empty() {
                 return Ok(statics);
             }
@@ -357,7 +369,10 @@ impl Verifier {
             }
         }
         if !self.inner.issuer.is_empty()
-            && !p.iss.as_ref().is_some_and(|i| self.inner.issuer.contains(i))
+            && !p
+                .iss
+                .as_ref()
+                .is_some_and(|i| self.inner.issuer.contains(i))
         {
             return Err(AuthError::WrongIssuer {
                 expected: self.inner.issuer.clone(),
@@ -397,7 +412,8 @@ struct Header {
 
 fn parse_header(token: &str) -> Result<Header, AuthError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(_s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(AuthError::Malformed(
             "expected three dot-separated parts".into(),

@@ -26,14 +26,36 @@ fn ok(t: &str, src: TokenSource) -> Result<Option<(String, TokenSource)>, Extrac
 #[test]
 fn bearer_header() {
     let s = TokenSources::default();
-    assert_eq!(found(&[("authorization", "Bearer a.b.c")], None, &s), ok("a.b.c", TokenSource::Header));
-    assert_eq!(found(&[("authorization", "bearer   a.b.c ")], None, &s), ok("a.b.c", TokenSource::Header));
-    assert_eq!(found(&[("authorization", "Basic dXNlcjpwdw==")], None, &s), Err(ExtractError::NotBearer));
-    assert_eq!(found(&[("authorization", "Bearer")], None, &s), Err(ExtractError::NotBearer));
-    assert_eq!(found(&[("authorization", "Bearer  ")], None, &s), Err(ExtractError::NotBearer));
-    assert_eq!(found(&[("authorization", "Bearer a b")], None, &s), Err(ExtractError::NotBearer));
+    assert_eq!(
+        found(&[("authorization", "Bearer a.b.c")], None, &s),
+        ok("a.b.c", TokenSource::Header)
+    );
+    assert_eq!(
+        found(&[("authorization", "bearer   a.b.c ")], None, &s),
+        ok("a.b.c", TokenSource::Header)
+    );
+    assert_eq!(
+        found(&[("authorization", "Basic dXNlcjpwdw==")], None, &s),
+        Err(ExtractError::NotBearer)
+    );
+    assert_eq!(
+        found(&[("authorization", "Bearer")], None, &s),
+        Err(ExtractError::NotBearer)
+    );
+    assert_eq!(
+        found(&[("authorization", "Bearer  ")], None, &s),
+        Err(ExtractError::NotBearer)
+    );
+    assert_eq!(
+        found(&[("authorization", "Bearer a b")], None, &s),
+        Err(ExtractError::NotBearer)
+    );
     assert!(matches!(
-        found(&[("authorization", "Bearer a"), ("authorization", "Bearer b")], None, &s),
+        found(
+            &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
+            None,
+            &s
+        ),
         Err(ExtractError::Several(_))
     ));
     assert_eq!(found(&[], None, &s), Ok(None));
@@ -47,24 +69,47 @@ fn cookie() {
         ok("x.y.z", TokenSource::Cookie)
     );
     assert_eq!(
-        found(&[("cookie", "a=1"), ("cookie", "herald_token=\"q.r.s\"")], None, &s),
+        found(
+            &[("cookie", "a=1"), ("cookie", "herald_token=\"q.r.s\"")],
+            None,
+            &s
+        ),
         ok("q.r.s", TokenSource::Cookie)
     );
     assert_eq!(found(&[("cookie", "herald_tokenx=1")], None, &s), Ok(None));
-    assert_eq!(found(&[("cookie", "herald_token=")], None, &s), Err(ExtractError::Empty));
-    let custom = TokenSources { cookie: Some("mercureAuthorization".into()), query: false };
     assert_eq!(
-        found(&[("cookie", "herald_token=1; mercureAuthorization=m.n.o")], None, &custom),
+        found(&[("cookie", "herald_token=")], None, &s),
+        Err(ExtractError::Empty)
+    );
+    let custom = TokenSources {
+        cookie: Some("mercureAuthorization".into()),
+        query: false,
+    };
+    assert_eq!(
+        found(
+            &[("cookie", "herald_token=1; mercureAuthorization=m.n.o")],
+            None,
+            &custom
+        ),
         ok("m.n.o", TokenSource::Cookie)
     );
-    let none = TokenSources { cookie: None, query: false };
-    assert_eq!(found(&[("cookie", "herald_token=x")], None, &none), Ok(None));
+    let none = TokenSources {
+        cookie: None,
+        query: false,
+    };
+    assert_eq!(
+        found(&[("cookie", "herald_token=x")], None, &none),
+        Ok(None)
+    );
 }
 
 #[test]
 fn query_only_when_enabled() {
     let off = TokenSources::default();
-    let on = TokenSources { query: true, ..TokenSources::default() };
+    let on = TokenSources {
+        query: true,
+        ..TokenSources::default()
+    };
     let q = Some("topic=%2Fa&access_token=a.b%2Bc");
     assert_eq!(found(&[], q, &on), ok("a.b+c", TokenSource::Query));
     let err = found(&[], q, &off).unwrap_err();
@@ -75,19 +120,34 @@ fn query_only_when_enabled() {
         found(&[], Some("access_token=a&access_token=b"), &on),
         Err(ExtractError::Several(_))
     ));
-    assert_eq!(found(&[], Some("access_token="), &on), Err(ExtractError::Empty));
+    assert_eq!(
+        found(&[], Some("access_token="), &on),
+        Err(ExtractError::Empty)
+    );
 }
 
 #[test]
 fn precedence_header_then_query_then_cookie() {
-    let on = TokenSources { query: true, ..TokenSources::default() };
-    let all = [("authorization", "Bearer h.h.h"), ("cookie", "herald_token=c.c.c")];
-    assert_eq!(found(&all, Some("access_token=q.q.q"), &on), ok("h.h.h", TokenSource::Header));
+    let on = TokenSources {
+        query: true,
+        ..TokenSources::default()
+    };
+    let all = [
+        ("authorization", "Bearer h.h.h"),
+        ("cookie", "herald_token=c.c.c"),
+    ];
+    assert_eq!(
+        found(&all, Some("access_token=q.q.q"), &on),
+        ok("h.h.h", TokenSource::Header)
+    );
     assert_eq!(
         found(&all[1..], Some("access_token=q.q.q"), &on),
         ok("q.q.q", TokenSource::Query)
     );
-    assert_eq!(found(&all[1..], None, &on), ok("c.c.c", TokenSource::Cookie));
+    assert_eq!(
+        found(&all[1..], None, &on),
+        ok("c.c.c", TokenSource::Cookie)
+    );
     // The header wins even where URL tokens are disabled.
     assert_eq!(
         found(&all, Some("access_token=q.q.q"), &TokenSources::default()),
