@@ -268,3 +268,40 @@ async fn an_unreachable_jwks_url_leaves_tokens_unverifiable_not_wrong() {
         Err(AuthError::KeysUnavailable)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_kid_triggers_an_early_reload_after_the_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, jwks(&[("rsa-public.pem", "old")])).unwrap();
+    // The periodic reload is an hour away: only the kid miss can reload.
+    let v = Verifier::new(AuthConfig {
+        jwks_refresh: Duration::from_secs(3600),
+        ..file_config(&path)
+    })
+    .unwrap();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(v.clone().run_refresh(cancel.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::write(&path, jwks(&[("rsa2-public.pem", "new")])).unwrap();
+    let new_token = rs_token("rsa2-private.pem", Some("new"));
+    assert!(matches!(
+        v.verify(&new_token, now()),
+        Err(AuthError::UnknownKid(_))
+    ));
+    tokio::time::sleep(herald_auth::KID_MISS_COOLDOWN + Duration::from_secs(1)).await;
+    // Give the reload (a blocking file read) a moment of real time.
+    for _ in 0..200 {
+        if v.verify(&new_token, now()).is_ok() {
+            break;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        v.verify(&new_token, now()).is_ok(),
+        "reloaded after the kid miss"
+    );
+    cancel.cancel();
+    task.await.unwrap();
+}
