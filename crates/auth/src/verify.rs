@@ -83,7 +83,7 @@ pub(crate) struct Inner {
     /// Only built when a JWKS URL is configured.
     pub(crate) client: Option<reqwest::Client>,
     /// Woken when a token names an unknown `kid`: the refresher then reloads
-    /// early (a key rotation), at most once per [`crate::jwks`] cool-down.
+    /// early (a key rotation), at most once per [`crate::KID_MISS_COOLDOWN`].
     pub(crate) kid_miss: Notify,
 }
 
