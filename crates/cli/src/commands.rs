@@ -3,6 +3,7 @@
 pub mod publish;
 pub mod serve;
 pub mod subscribe;
+pub mod token;
 
 /// A runtime for the client commands.
 pub fn client_runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_core::{Limits, Retention};
+
+mod auth;
+pub use auth::AuthSettings;
 use herald_server::ServerOptions;
 use herald_store::StoreOptions;
 
@@ -105,6 +108,32 @@ settings! {
     ring_capacity: usize = 512, "HERALD_RING_CAPACITY";
     /// Log format: text or json.
     log_format: String = "text".into(), "HERALD_LOG_FORMAT";
+    /// Shared secret for HS256/384/512 tokens, at least 32 bytes ("" = none).
+    jwt_secret: String = String::new(), "HERALD_JWT_SECRET", hide_env_values = true;
+    /// PEM public key files (RSA, EC P-256/P-384, Ed25519) that verify tokens.
+    jwt_public_keys: Vec<PathBuf> = Vec::new(), "HERALD_JWT_PUBLIC_KEYS", value_delimiter = ',';
+    /// JWKS file of verification keys, looked up by kid ("" = none).
+    jwks_file: PathBuf = PathBuf::new(), "HERALD_JWKS_FILE";
+    /// JWKS URL of verification keys, looked up by kid (https; "" = none).
+    jwks_url: String = String::new(), "HERALD_JWKS_URL";
+    /// Seconds between reloads of the JWKS file and URL.
+    jwks_refresh_secs: u64 = 300, "HERALD_JWKS_REFRESH_SECS";
+    /// Accepted token algorithms (empty = every one that fits a configured key).
+    jwt_algorithms: Vec<String> = Vec::new(), "HERALD_JWT_ALGORITHMS", value_delimiter = ',';
+    /// Required token audience (aud) ("" = not checked).
+    jwt_audience: String = String::new(), "HERALD_JWT_AUDIENCE";
+    /// Required token issuer (iss) ("" = not checked).
+    jwt_issuer: String = String::new(), "HERALD_JWT_ISSUER";
+    /// Seconds of clock skew tolerated for a token's nbf (exp is never extended).
+    jwt_leeway_secs: u64 = 5, "HERALD_JWT_LEEWAY_SECS";
+    /// Refuse tokens without an exp claim.
+    jwt_require_exp: bool = true, "HERALD_JWT_REQUIRE_EXP", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// Cookie that may carry the token, for EventSource ("" = cookies are not read).
+    token_cookie: String = herald_auth::DEFAULT_COOKIE.into(), "HERALD_TOKEN_COOKIE";
+    /// Accept tokens in the access_token query parameter (they end up in logs).
+    token_query: bool = false, "HERALD_TOKEN_QUERY", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// Let clients without a token subscribe (they receive public events only).
+    anonymous_subscribe: bool = false, "HERALD_ANONYMOUS_SUBSCRIBE", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
 }
 
 /// A setting that cannot work, with what to change.
@@ -136,6 +165,8 @@ pub struct Config {
     pub ring_capacity: usize,
     /// JSON logs.
     pub json_logs: bool,
+    /// Token verification and where tokens come from.
+    pub auth: AuthSettings,
 }
 
 /// Layers the file (if any) and the overrides over the defaults, then validates.
@@ -207,6 +238,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             )));
         }
     };
+    let auth = auth::validate(&s)?;
     let retention = Retention {
         max_events_per_topic: s.retention_events_per_topic,
         max_bytes: s.retention_max_bytes,
@@ -250,6 +282,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         },
         ring_capacity: s.ring_capacity,
         json_logs,
+        auth,
     })
 }
 

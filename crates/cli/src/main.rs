@@ -33,6 +33,8 @@ enum Command {
     Pub(commands::publish::Args),
     /// Subscribe and print events as they arrive (reconnects and resumes by itself).
     Sub(commands::subscribe::Args),
+    /// Mint a token for development and scripts, signed with the configured secret or --private-key.
+    Token(Box<commands::token::Args>),
     /// Load-test a hub: SSE subscribers, publishing, latency, loss and server cost.
     Bench(Box<herald_bench::Args>),
 }
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(*args),
         Command::Pub(args) => commands::publish::run(args),
         Command::Sub(args) => commands::subscribe::run(args),
+        Command::Token(args) => commands::token::run(*args),
         Command::Bench(args) => herald_bench::run(*args),
     }
 }

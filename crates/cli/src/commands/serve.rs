@@ -88,6 +88,16 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match &config.auth.verifier {
+        Some(v) => tracing::info!(
+            algorithms = ?v.accepted_algorithms(),
+            "token verification keys loaded (not yet enforced on routes)"
+        ),
+        None if !config.server.dev => tracing::info!(
+            "no token verification key configured (jwt_secret, jwt_public_keys, jwks_file, jwks_url)"
+        ),
+        None => {}
+    }
     if config.server.dev {
         tracing::warn!(
             "DEVELOPMENT MODE: anyone can publish and subscribe to every topic. Never run --dev in production."
