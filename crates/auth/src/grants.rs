@@ -13,7 +13,7 @@ pub struct Grants {
     /// Topics this token may publish to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<TopicPattern>,
-    /// Topics this token may read private events of.
+    /// Topics this token may subscribe to (and read private events of).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscribe: Vec<TopicPattern>,
 }

@@ -267,6 +267,11 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             bosh_inactivity: Duration::from_secs(s.bosh_inactivity_secs),
             bosh_polling: Duration::from_secs(s.bosh_polling_secs),
             bosh_max_sessions: s.bosh_max_sessions,
+            auth: herald_server::auth::AuthOptions {
+                verifier: auth.verifier.clone(),
+                sources: auth.sources.clone(),
+                anonymous_subscribe: auth.anonymous_subscribe,
+            },
         },
         limits: Limits {
             max_topic_len: s.max_topic_len,

@@ -243,7 +243,7 @@ async fn a_message_over_the_limit_closes_with_1009() {
 #[tokio::test]
 async fn publishing_needs_authorization_outside_dev_mode() {
     let tmp = tempfile::tempdir().unwrap();
-    let hub = Hub::start_in(tmp.path(), "127.0.0.1:0", &[]);
+    let hub = Hub::start_in(tmp.path(), "127.0.0.1:0", &["--anonymous-subscribe"]);
     let mut ws = connect(&hub, "?topic=a").await;
     send(
         &mut ws,

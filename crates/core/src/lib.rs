@@ -41,5 +41,5 @@ pub use fanout::Fanout;
 pub use hub::{Hub, PublishError, SubscribeError};
 pub use log::{AppendError, BoxFuture, Log, LogStats, MemoryLog, ReadError, Retention};
 pub use position::{Position, Resume};
-pub use subscription::{Reset, ResetReason, Subscription, SubscriptionEnd};
+pub use subscription::{PrivateFilter, Reset, ResetReason, Subscription, SubscriptionEnd};
 pub use topic::{Selector, Topic, TopicError};

@@ -74,6 +74,18 @@ pub enum SubscriptionEnd {
     Store(String),
 }
 
+/// Decides whether a private event may reach a subscriber.
+pub type PrivateFilter = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
+
+/// What few subscriptions carry.
+#[derive(Default)]
+struct Rare {
+    /// Set when the resume cursor could not be honoured.
+    reset: Option<Reset>,
+    /// Set for subscribers that may not see every private event.
+    private_filter: Option<PrivateFilter>,
+}
+
 struct Cursor {
     rx: broadcast::Receiver<Arc<Event>>,
     /// One event taken from the ring but not yet yielded (multi-topic merge).
@@ -102,9 +114,9 @@ pub struct Subscription {
     backlog: VecDeque<Arc<Event>>,
     /// More history may follow the backlog.
     catching_up: bool,
-    /// Set when the resume cursor could not be honoured (boxed: rare, and
-    /// every idle subscriber carries this struct).
-    reset: Option<Box<Reset>>,
+    /// What few subscriptions carry (boxed: every idle subscriber carries
+    /// this struct, so it stays one pointer wide).
+    rare: Option<Box<Rare>>,
     /// Whether this subscription already counted and logged a lag.
     lag_reported: bool,
 }
@@ -131,7 +143,7 @@ impl Subscription {
             last,
             backlog: VecDeque::new(),
             catching_up: false,
-            reset: None,
+            rare: None,
             lag_reported: false,
         }
     }
@@ -157,13 +169,20 @@ impl Subscription {
     }
 
     pub(crate) fn set_reset(&mut self, reset: Reset) {
-        self.reset = Some(Box::new(reset));
+        self.rare.get_or_insert_default().reset = Some(reset);
+    }
+
+    /// Hides private events for which `visible` answers `false` (a subscriber
+    /// whose token does not cover them). Hidden events still advance the
+    /// position, so a resume after them does not see them either.
+    pub fn set_private_filter(&mut self, visible: PrivateFilter) {
+        self.rare.get_or_insert_default().private_filter = Some(visible);
     }
 
     /// Set when the client's resume cursor could not be honoured; transports
     /// tell the client before the first event.
     pub fn reset(&self) -> Option<Reset> {
-        self.reset.as_deref().copied()
+        self.rare.as_deref().and_then(|r| r.reset)
     }
 
     /// The topics this subscription watches.
@@ -280,6 +299,12 @@ impl Subscription {
             return None;
         }
         self.last = ev.seq;
+        if ev.private
+            && let Some(visible) = self.rare.as_ref().and_then(|r| r.private_filter.as_ref())
+            && !visible(&ev)
+        {
+            return None;
+        }
         Some(ev)
     }
 

@@ -22,7 +22,17 @@ pub struct StreamRequest {
     pub query: Option<String>,
     /// The `Last-Event-ID` header, if any (UTF-8 only).
     pub last_event_id: Option<String>,
+    /// The headers authorization needs (`Authorization`, `Cookie`,
+    /// `Origin`); the others are dropped.
+    pub headers: hyper::HeaderMap,
 }
+
+/// The headers the lean path keeps.
+const KEPT_HEADERS: [hyper::header::HeaderName; 3] = [
+    hyper::header::AUTHORIZATION,
+    hyper::header::COOKIE,
+    hyper::header::ORIGIN,
+];
 
 /// Where a connection goes after its first request head.
 #[derive(Debug)]
@@ -109,10 +119,21 @@ fn parse(
                 .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
                 .and_then(|h| std::str::from_utf8(h.value).ok())
                 .map(|v| v.trim().to_string());
+            let mut kept = hyper::HeaderMap::new();
+            for h in req.headers.iter() {
+                if let Some(name) = KEPT_HEADERS
+                    .iter()
+                    .find(|n| h.name.eq_ignore_ascii_case(n.as_str()))
+                    && let Ok(value) = hyper::header::HeaderValue::from_bytes(h.value)
+                {
+                    kept.append(name.clone(), value);
+                }
+            }
             Ok(Some(Some(Route::Stream(StreamRequest {
                 path: path.to_string(),
                 query,
                 last_event_id,
+                headers: kept,
             }))))
         }
         // Too many headers or a bad byte: hyper answers those with a proper 4xx.

@@ -18,6 +18,7 @@
 //!
 //! Data flow: socket → [`head`] → route → [`herald_core::Hub`] → transport writer → socket.
 
+pub mod auth;
 pub mod head;
 pub mod listener;
 pub mod metrics;

@@ -44,6 +44,8 @@ pub struct ServerOptions {
     pub bosh_polling: Duration,
     /// Most BOSH sessions open at once.
     pub bosh_max_sessions: usize,
+    /// Token verification and the anonymous policy.
+    pub auth: crate::auth::AuthOptions,
 }
 
 impl Default for ServerOptions {
@@ -67,6 +69,7 @@ impl Default for ServerOptions {
             bosh_inactivity: Duration::from_secs(60),
             bosh_polling: Duration::from_secs(2),
             bosh_max_sessions: 10_000,
+            auth: Default::default(),
         }
     }
 }

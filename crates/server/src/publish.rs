@@ -1,10 +1,11 @@
 //! Native publishing: `POST /publish`.
 //!
-//! - raw: `POST /publish?topic=T[&topic=U][&type=K][&id=I][&retry=MS]`, the body is the data;
+//! - raw: `POST /publish?topic=T[&topic=U][&type=K][&id=I][&retry=MS][&private=1]`, the body is the data;
 //! - JSON (`Content-Type: application/json`): one object
-//!   `{"topic": "T" | ["T", …], "data": "…", "type": "…", "id": "…", "retry": 3000}`
+//!   `{"topic": "T" | ["T", …], "data": "…", "type": "…", "id": "…", "retry": 3000, "private": true}`
 //!   or an array of them (a batch, appended atomically and in order).
 //!
+//! Every event's topics must be granted by the request's token ([`crate::auth`]).
 //! Answers `{"id": "…"}` (an array for a batch) once the events are durable.
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 
 use herald_core::{Draft, Event, Limits, Topic};
 
+use crate::auth;
 use crate::listener::Shared;
 use crate::query::Query;
 use crate::rejection::Rejection;
@@ -28,7 +30,8 @@ pub async fn handle(
     req: Request<Incoming>,
     shared: &Arc<Shared>,
 ) -> Result<Response<Body>, Rejection> {
-    authorize(shared)?;
+    let access = auth::access(&shared.opts, req.headers(), req.uri().query())?;
+    access.may_publish_something()?;
     let limits = shared.hub.limits();
     let is_json = req
         .headers()
@@ -46,6 +49,9 @@ pub async fn handle(
     } else {
         (vec![from_raw(&query, body, limits)?], false)
     };
+    for d in &drafts {
+        access.may_publish(&d.topics)?;
+    }
     let events = publish(shared, drafts).await?;
     let ids: Vec<serde_json::Value> = events.iter().map(|e| id_json(e)).collect();
     let value = if batch {
@@ -54,18 +60,6 @@ pub async fn handle(
         ids.into_iter().next().unwrap_or_default()
     };
     Ok(json(StatusCode::OK, &value))
-}
-
-/// Whether this client may publish at all (every front door asks here).
-pub(crate) fn authorize(shared: &Shared) -> Result<(), Rejection> {
-    if shared.opts.dev {
-        return Ok(());
-    }
-    Err(Rejection::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "publishing needs a token, and token auth is not available in this build yet; start the hub with --dev to publish without one",
-    ))
 }
 
 /// Appends `drafts` through the hub and counts them; returns once durable.
@@ -114,14 +108,24 @@ pub(crate) async fn read_body(req: Request<Incoming>, max: usize) -> Result<Byte
 fn from_raw(q: &Query, body: Bytes, limits: &Limits) -> Result<Draft, Rejection> {
     let topics = q.topics(limits)?;
     let retry = q.first("retry").map(parse_retry).transpose()?;
-    Ok(Draft::new(
-        topics,
-        body,
-        q.first("type"),
-        q.first("id"),
-        retry,
-        limits,
-    )?)
+    let mut draft = Draft::new(topics, body, q.first("type"), q.first("id"), retry, limits)?;
+    draft.private = q
+        .first("private")
+        .map(parse_private)
+        .transpose()?
+        .unwrap_or(false);
+    Ok(draft)
+}
+
+fn parse_private(v: &str) -> Result<bool, Rejection> {
+    match v {
+        "" | "1" | "true" | "on" => Ok(true),
+        "0" | "false" | "off" => Ok(false),
+        _ => Err(Rejection::bad_request(
+            "invalid_private",
+            "private must be true or false (or 1 or 0)",
+        )),
+    }
 }
 
 fn parse_retry(v: &str) -> Result<u32, Rejection> {
@@ -163,6 +167,8 @@ pub struct JsonEvent {
     kind: Option<String>,
     id: Option<String>,
     retry: Option<u32>,
+    #[serde(default)]
+    private: bool,
 }
 
 impl JsonEvent {
@@ -174,14 +180,16 @@ impl JsonEvent {
             .iter()
             .map(|t| Topic::parse(t, limits.max_topic_len))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Draft::new(
+        let mut draft = Draft::new(
             topics,
             Bytes::from(self.data),
             self.kind.as_deref(),
             self.id.as_deref(),
             self.retry,
             limits,
-        )?)
+        )?;
+        draft.private = self.private;
+        Ok(draft)
     }
 }
 

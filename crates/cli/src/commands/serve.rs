@@ -91,10 +91,12 @@ async fn serve(config: Config) -> ExitCode {
     match &config.auth.verifier {
         Some(v) => tracing::info!(
             algorithms = ?v.accepted_algorithms(),
-            "token verification keys loaded (not yet enforced on routes)"
+            anonymous_subscribe = config.auth.anonymous_subscribe,
+            "token verification keys loaded"
         ),
-        None if !config.server.dev => tracing::info!(
-            "no token verification key configured (jwt_secret, jwt_public_keys, jwks_file, jwks_url)"
+        None if !config.server.dev => tracing::warn!(
+            anonymous_subscribe = config.auth.anonymous_subscribe,
+            "no token verification key configured (jwt_secret, jwt_public_keys, jwks_file, jwks_url): nobody can publish"
         ),
         None => {}
     }
@@ -112,6 +114,10 @@ async fn serve(config: Config) -> ExitCode {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "herald: listening on http://{addr}");
         let _ = out.flush();
+    }
+    if let Some(verifier) = config.auth.verifier.clone() {
+        // Keeps JWKS keys fresh (returns at once when there is no JWKS).
+        tokio::spawn(verifier.run_refresh(shutdown.clone()));
     }
     tokio::spawn(watch_signals(shutdown));
     let drained = server.run().await;

@@ -70,6 +70,11 @@ impl Hub {
         }
     }
 
+    /// Keeps `tmp` (the hub's data dir) alive as long as the hub.
+    pub fn keep_dir(&mut self, tmp: tempfile::TempDir) {
+        self._tmp = Some(tmp);
+    }
+
     /// SIGKILL, then start again on the same dir and port.
     pub fn kill_and_restart(&mut self, extra: &[&str]) {
         self.kill9();
@@ -201,16 +206,30 @@ impl Sse {
     /// Reads until `needle` appears in everything read so far (or panics after WAIT).
     pub fn read_until(&mut self, needle: &str) -> String {
         let start = Instant::now();
-        while !String::from_utf8_lossy(&self.buf).contains(needle) {
+        // Only bytes that arrived since the last look (plus an overlap) are
+        // searched, so reading megabytes stays linear.
+        let mut searched: usize = 0;
+        loop {
+            let from = searched.saturating_sub(needle.len());
+            if needle.is_empty()
+                || self.buf[from..]
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_bytes())
+            {
+                break;
+            }
+            searched = self.buf.len();
             assert!(
                 start.elapsed() < WAIT,
-                "timed out waiting for {needle:?}; got {:?}",
-                String::from_utf8_lossy(&self.buf)
+                "timed out waiting for {needle:?}; got {} bytes, ending {:?}",
+                self.buf.len(),
+                tail(&self.buf)
             );
             if !self.read_some() {
                 panic!(
-                    "stream closed before {needle:?}; got {:?}",
-                    String::from_utf8_lossy(&self.buf)
+                    "stream closed before {needle:?}; got {} bytes, ending {:?}",
+                    self.buf.len(),
+                    tail(&self.buf)
                 );
             }
         }
@@ -247,6 +266,11 @@ impl Sse {
     pub fn ids(&self) -> Vec<String> {
         sse_ids(&String::from_utf8_lossy(&self.buf))
     }
+}
+
+/// The last 2 KiB of `buf`, for failure messages.
+fn tail(buf: &[u8]) -> String {
+    String::from_utf8_lossy(&buf[buf.len().saturating_sub(2048)..]).to_string()
 }
 
 /// The `id:` values of every complete block, in order (events only: blocks with data).

@@ -46,8 +46,14 @@ async fn tasks_stay_small() {
     let d = crate::transports::stream::deliver(&stream, &mut sub2, &Format::Sse, server.shared());
     println!("deliver future: {} bytes", std::mem::size_of_val(&d));
     drop(d);
-    let task =
-        crate::transports::stream::run_stream(stream, sub, Format::Sse, server.shared().clone());
+    let task = crate::transports::stream::run_stream(
+        stream,
+        sub,
+        Format::Sse,
+        None,
+        server.shared().clone(),
+    );
     println!("stream task future: {} bytes", std::mem::size_of_val(&task));
-    assert!(std::mem::size_of_val(&task) <= 640);
+    // 656 in debug builds: 632 before streams could carry a token-expiry timer.
+    assert!(std::mem::size_of_val(&task) <= 672);
 }

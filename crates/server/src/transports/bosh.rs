@@ -26,6 +26,7 @@ use hyper::{Request, Response};
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::auth::{self, Access};
 use crate::listener::Shared;
 use crate::publish::read_body;
 use crate::rejection::Rejection;
@@ -81,6 +82,9 @@ pub async fn handle(
     req: Request<HyperIncoming>,
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Rejection> {
+    // The creation request's token governs the session; later requests are
+    // bound to it by the sid, a 128-bit secret.
+    let access = auth::access(&shared.opts, req.headers(), req.uri().query());
     let raw = read_body(req, shared.opts.max_body_bytes).await?;
     let xml: Arc<str> = Arc::from(XML);
     let text = match std::str::from_utf8(&raw) {
@@ -97,7 +101,11 @@ pub async fn handle(
     let (reply, answer) = oneshot::channel();
     let incoming = Incoming { body, reply };
     let wait = match incoming.body.sid.clone() {
-        None => create(incoming, &shared)?,
+        None => {
+            let access = access?;
+            access.may_open_session(&shared.opts)?;
+            create(incoming, access, &shared)?
+        }
         Some(sid) => {
             let Some(tx) = shared.bosh.get(&sid) else {
                 return Ok(respond(terminate_answer("item-not-found", false, &xml)));
@@ -118,7 +126,7 @@ pub async fn handle(
 
 /// Creates a session and starts its task; returns how long to wait for the
 /// creation answer.
-fn create(inc: Incoming, shared: &Arc<Shared>) -> Result<Duration, Rejection> {
+fn create(inc: Incoming, access: Access, shared: &Arc<Shared>) -> Result<Duration, Rejection> {
     let opts = &shared.opts;
     let b = &inc.body;
     let legacy = b.ver.is_none();
@@ -164,7 +172,7 @@ fn create(inc: Incoming, shared: &Arc<Shared>) -> Result<Duration, Rejection> {
     }
     let (tx, rx) = mpsc::channel(QUEUE);
     shared.bosh.lock().insert(sid, tx);
-    let session = Session::new(terms, b.rid, shared.clone(), rx);
+    let session = Session::new(terms, b.rid, shared.clone(), access, rx);
     shared.tracker.spawn(session.run(inc, attrs));
     Ok(wait)
 }

@@ -17,8 +17,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 
-use herald_core::{Event, Resume, Subscription, json};
+use herald_core::{Event, Position, Resume, Selector, Subscription, json};
 
+use crate::auth;
 use crate::listener::Shared;
 use crate::query::Query;
 use crate::rejection::Rejection;
@@ -37,10 +38,13 @@ pub async fn handle(
     req: Request<Incoming>,
     shared: &Arc<Shared>,
 ) -> Result<Response<Body>, Rejection> {
+    let access = auth::access(&shared.opts, req.headers(), req.uri().query())?;
     let q = Query::parse(req.uri().query());
     let callback = q.first("callback").map(callback::parse).transpose()?;
     let limits = shared.hub.limits();
-    let selector = q.selector(limits)?;
+    let topics = q.topics(limits)?;
+    access.may_subscribe(&shared.opts, &topics)?;
+    let selector = Selector::exact(topics);
     let since = q.first("since").or_else(|| q.first("last_event_id"));
     let resume = Query::parse(None).resume(since)?;
     let timeout = match q.first("timeout") {
@@ -52,7 +56,11 @@ pub async fn handle(
             )
         })?),
     }
-    .min(shared.opts.poll_timeout_max);
+    .min(shared.opts.poll_timeout_max)
+    // A poll never outlives its token.
+    .min(access.deadline().map_or(Duration::MAX, |d| {
+        d.saturating_duration_since(tokio::time::Instant::now())
+    }));
     let max = match q.first("max") {
         None => DEFAULT_MAX,
         Some(m) => m.parse::<usize>().ok().filter(|&m| m > 0).ok_or_else(|| {
@@ -65,6 +73,13 @@ pub async fn handle(
     .min(shared.opts.poll_max_events);
 
     let mut sub = shared.hub.subscribe(&selector, resume.clone()).await?;
+    let filtered = match access.private_filter() {
+        Some(filter) => {
+            sub.set_private_filter(filter);
+            true
+        }
+        None => false,
+    };
     let _open = shared.stream_guard(crate::listener::Transport::Poll);
     let events = if sub.reset().is_some() {
         Vec::new()
@@ -74,6 +89,12 @@ pub async fn handle(
     let more = events.len() == max || sub.catching_up();
     let cursor = match (events.last(), &resume, sub.reset()) {
         (Some(ev), _, _) => ev.id.to_string(),
+        // Private events this client may not see were skipped: move past them.
+        (None, Resume::After(_), None) if filtered && sub.last_seq() > 0 => Position {
+            epoch: shared.hub.head().epoch,
+            seq: sub.last_seq(),
+        }
+        .to_string(),
         (None, Resume::After(c), None) => c.clone(),
         (None, _, _) => shared.hub.head().to_string(),
     };

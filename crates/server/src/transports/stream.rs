@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::ErrorKind;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,8 +23,10 @@ use hyper::{Request, Response};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use herald_core::{Event, Subscription, SubscriptionEnd};
+use herald_core::{Event, Selector, Subscription, SubscriptionEnd};
+use hyper::HeaderMap;
 
+use crate::auth;
 use crate::head::StreamRequest;
 use crate::listener::Shared;
 use crate::query::Query;
@@ -32,19 +35,41 @@ use crate::ticker;
 use crate::transports::format::Format;
 use crate::transports::write::{self, MAX_COALESCE, WriteError};
 
-/// Turns a request into a format and a subscription (`accept`).
+/// An accepted stream: its format, its subscription, and when its token
+/// expires (the stream ends then).
+struct Accepted {
+    format: Format,
+    sub: Subscription,
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// Turns a request into a format and an authorized subscription (`accept`).
 async fn accept(
     path: &str,
     query: Option<&str>,
     last_event_id: Option<&str>,
+    headers: &HeaderMap,
     shared: &Shared,
-) -> Result<(Format, Subscription), Rejection> {
+) -> Result<Accepted, Rejection> {
+    let access = auth::access(&shared.opts, headers, query)?;
     let q = Query::parse(query);
     let format = Format::for_request(path, &q, &shared.opts)?;
     let limits = shared.hub.limits();
-    let selector = q.selector(limits)?;
+    let topics = q.topics(limits)?;
+    access.may_subscribe(&shared.opts, &topics)?;
     let resume = q.resume(last_event_id)?;
-    Ok((format, shared.hub.subscribe(&selector, resume).await?))
+    let mut sub = shared
+        .hub
+        .subscribe(&Selector::exact(topics), resume)
+        .await?;
+    if let Some(filter) = access.private_filter() {
+        sub.set_private_filter(filter);
+    }
+    Ok(Accepted {
+        format,
+        sub,
+        deadline: access.deadline(),
+    })
 }
 
 /// Accepts one stream on the lean path: answers the request, then hands the
@@ -55,10 +80,16 @@ pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, shared: Arc<S
         &req.path,
         req.query.as_deref(),
         req.last_event_id.as_deref(),
+        &req.headers,
         &shared,
     )
     .await;
-    let (format, sub) = match accepted {
+    drop(req);
+    let Accepted {
+        format,
+        sub,
+        deadline,
+    } = match accepted {
         Ok(x) => x,
         Err(rej) => {
             let _ = stream.write_all(&rej.to_http1()).await;
@@ -87,7 +118,8 @@ pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, shared: Arc<S
     .is_ok()
     {
         let tracker = shared.tracker.clone();
-        tracker.spawn(run_stream(stream, sub, format, shared));
+        let expiry = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
+        tracker.spawn(run_stream(stream, sub, format, expiry, shared));
     }
 }
 
@@ -96,6 +128,7 @@ pub(crate) fn run_stream(
     stream: TcpStream,
     sub: Subscription,
     format: Format,
+    expiry: Option<Expiry>,
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()> + Send {
     let open = shared.stream_guard(format.transport());
@@ -103,6 +136,7 @@ pub(crate) fn run_stream(
         stream,
         sub,
         format,
+        expiry,
         shared,
         _open: open,
     };
@@ -116,6 +150,8 @@ struct LeanStream {
     stream: TcpStream,
     sub: Subscription,
     format: Format,
+    /// Fires at the token's `exp` (boxed: most streams have none).
+    expiry: Option<Expiry>,
     shared: Arc<Shared>,
     /// Counts the stream as open until it is dropped.
     _open: crate::listener::OpenStream,
@@ -123,7 +159,14 @@ struct LeanStream {
 
 impl LeanStream {
     async fn run(&mut self) {
-        let end = deliver(&self.stream, &mut self.sub, &self.format, &self.shared).await;
+        let end = match self.expiry.take() {
+            None => deliver(&self.stream, &mut self.sub, &self.format, &self.shared).await,
+            // Boxed: only streams opened with an expiring token pay for the timer.
+            Some(expiry) => {
+                let work = deliver(&self.stream, &mut self.sub, &self.format, &self.shared);
+                Box::pin(until_expiry(expiry, work)).await
+            }
+        };
         self.shared.stats.stream_ended(&end);
         if matches!(end, End::Shutdown) && matches!(self.format, Format::Sse) {
             // Best effort and without waiting: the last block was complete, so
@@ -148,6 +191,28 @@ pub enum End {
     Budget,
     /// The subscription ended (fell behind retention, store failure).
     Subscription(SubscriptionEnd),
+    /// The token the stream was opened with expired.
+    Expired,
+}
+
+/// A timer that fires when a stream's token expires.
+pub type Expiry = Pin<Box<tokio::time::Sleep>>;
+
+/// Runs `work` until `expiry` fires.
+async fn until_expiry(expiry: Expiry, work: impl Future<Output = End>) -> End {
+    tokio::select! {
+        biased;
+        () = expiry => End::Expired,
+        end = work => end,
+    }
+}
+
+/// Waits for `expiry`, or forever when there is none.
+fn expired(expiry: &mut Option<Expiry>) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| match expiry {
+        Some(sleep) => sleep.as_mut().poll(cx),
+        None => std::task::Poll::Pending,
+    })
 }
 
 /// The `deliver` loop: events, heartbeats, shutdown and peer close, until one ends it.
@@ -254,7 +319,18 @@ pub async fn serve_hyper(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
-    let (format, sub) = accept(req.uri().path(), req.uri().query(), last_event_id, &shared).await?;
+    let Accepted {
+        format,
+        sub,
+        deadline,
+    } = accept(
+        req.uri().path(),
+        req.uri().query(),
+        last_event_id,
+        req.headers(),
+        &shared,
+    )
+    .await?;
     let mut resp = Response::builder();
     for (k, v) in format.headers() {
         resp = resp.header(*k, *v);
@@ -272,6 +348,7 @@ pub async fn serve_hyper(
         },
         wrote_since_tick: false,
         spent: 0,
+        expiry: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
         format,
         sub,
     };
@@ -295,6 +372,8 @@ struct HyperStream {
     wrote_since_tick: bool,
     /// Bytes sent, against the format's budget.
     spent: usize,
+    /// Fires at the token's `exp`.
+    expiry: Option<Expiry>,
     format: Format,
     sub: Subscription,
 }
@@ -320,6 +399,7 @@ impl HyperStream {
                         return Some((Ok(Frame::data(beat)), self));
                     }
                 }
+                () = expired(&mut self.expiry) => return None,
                 r = self.sub.next() => {
                     let Ok(first) = r else { return None };
                     let mut buf = Vec::new();

@@ -20,6 +20,7 @@ use herald_core::{
     Event, Reset, ResetReason, Resume, Selector, Subscription, SubscriptionEnd, Topic,
 };
 
+use crate::auth::Access;
 use crate::listener::Shared;
 use crate::publish;
 use crate::rejection::Rejection;
@@ -29,8 +30,9 @@ use crate::transports::ops::{self, Op};
 const RECENT: usize = 256;
 
 /// The subscriptions of one session.
-#[derive(Default)]
 pub struct SubscriptionSet {
+    /// What the session's token allows.
+    access: Access,
     subs: Vec<Subscription>,
     /// `seq`s of recently yielded events that carry several topics.
     recent: VecDeque<u64>,
@@ -46,12 +48,19 @@ pub enum SetEnd {
 }
 
 impl SubscriptionSet {
-    /// A set starting with `initial` (the subscription a connect URL asked for).
-    pub fn new(initial: Option<Subscription>) -> Self {
+    /// A set for a session with `access`, starting with `initial` (the
+    /// subscription a connect URL asked for, already authorized).
+    pub fn new(access: Access, initial: Option<Subscription>) -> Self {
         SubscriptionSet {
+            access,
             subs: initial.into_iter().collect(),
             recent: VecDeque::new(),
         }
+    }
+
+    /// When the session must end (its token's `exp`), on tokio's clock.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.access.deadline()
     }
 
     /// The `reset` message owed for the initial subscription, if its resume
@@ -79,7 +88,7 @@ impl SubscriptionSet {
                     ops::ok(reference, None)
                 })
             }
-            Op::Publish(event) => publish_one(shared, event)
+            Op::Publish(event) => publish_one(shared, &self.access, event)
                 .await
                 .map(|id| ops::ok(reference, Some(("id", Value::String(id))))),
             Op::Ping => Ok(ops::pong(reference)),
@@ -103,6 +112,9 @@ impl SubscriptionSet {
             Ok(r) => r,
             Err(rej) => return vec![ops::error(reference, &rej)],
         };
+        if let Err(rej) = self.access.may_subscribe(&shared.opts, &topics) {
+            return vec![ops::error(reference, &rej)];
+        }
         // Watched topics stay as they are unless the client asks to move them.
         let new: Vec<Topic> = if matches!(resume, Resume::Now) {
             topics.into_iter().filter(|t| !self.watches(t)).collect()
@@ -125,7 +137,10 @@ impl SubscriptionSet {
             return vec![ops::ok(reference, None)];
         }
         match shared.hub.subscribe(&Selector::exact(new), resume).await {
-            Ok(sub) => {
+            Ok(mut sub) => {
+                if let Some(filter) = self.access.private_filter() {
+                    sub.set_private_filter(filter);
+                }
                 let mut out = vec![ops::ok(reference, None)];
                 if let Some(reset) = sub.reset() {
                     out.push(reset_text(reference, &reset, &sub));
@@ -211,11 +226,14 @@ impl SubscriptionSet {
         let topics = old.topics().to_vec();
         let last_seq = old.last_seq();
         drop(old);
-        let sub = shared
+        let mut sub = shared
             .hub
             .subscribe(&Selector::exact(topics), Resume::Now)
             .await
             .map_err(|e| SetEnd::Store(e.to_string()))?;
+        if let Some(filter) = self.access.private_filter() {
+            sub.set_private_filter(filter);
+        }
         tracing::info!(
             last_seq,
             "session subscriber fell behind retention; continuing live"
@@ -238,9 +256,14 @@ pub enum Out {
     Text(String),
 }
 
-async fn publish_one(shared: &Shared, event: publish::JsonEvent) -> Result<String, Rejection> {
-    publish::authorize(shared)?;
+async fn publish_one(
+    shared: &Shared,
+    access: &Access,
+    event: publish::JsonEvent,
+) -> Result<String, Rejection> {
+    access.may_publish_something()?;
     let draft = event.into_draft(shared.hub.limits())?;
+    access.may_publish(&draft.topics)?;
     let events = publish::publish(shared, vec![draft]).await?;
     Ok(events.first().map(|e| e.id.to_string()).unwrap_or_default())
 }

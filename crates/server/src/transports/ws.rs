@@ -25,6 +25,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio_websockets::{Config, Limits, ServerBuilder};
 
+use herald_core::Selector;
+
+use crate::auth;
 use crate::listener::Shared;
 use crate::query::Query;
 use crate::rejection::Rejection;
@@ -47,6 +50,8 @@ pub async fn upgrade(
 ) -> Result<Response<Body>, Rejection> {
     // The subscription is checked first, so a client refused with a 4xx can
     // learn why with a plain GET of the same URL.
+    let access = auth::access(&shared.opts, req.headers(), req.uri().query())?;
+    access.may_open_session(&shared.opts)?;
     let q = Query::parse(req.uri().query());
     let header_id = req
         .headers()
@@ -54,7 +59,11 @@ pub async fn upgrade(
         .and_then(|v| v.to_str().ok());
     let resume = q.resume(header_id)?;
     let selector = match q.first("topic") {
-        Some(_) => Some(q.selector(shared.hub.limits())?),
+        Some(_) => {
+            let topics = q.topics(shared.hub.limits())?;
+            access.may_subscribe(&shared.opts, &topics)?;
+            Some(Selector::exact(topics))
+        }
         None => None,
     };
     let accept = match accept_key(req.headers()) {
@@ -63,7 +72,13 @@ pub async fn upgrade(
         Err(Refusal::Bad(rej)) => return Err(rej),
     };
     let initial = match selector {
-        Some(selector) => Some(shared.hub.subscribe(&selector, resume).await?),
+        Some(selector) => {
+            let mut sub = shared.hub.subscribe(&selector, resume).await?;
+            if let Some(filter) = access.private_filter() {
+                sub.set_private_filter(filter);
+            }
+            Some(sub)
+        }
         None => None,
     };
     let limits = Limits::default().max_payload_len(Some(shared.opts.ws_max_message));
@@ -72,7 +87,9 @@ pub async fn upgrade(
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let ws = builder(limits).serve(TokioIo::new(upgraded));
-                session::Session::new(ws, shared, initial).run().await;
+                session::Session::new(ws, shared, access, initial)
+                    .run()
+                    .await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }

@@ -19,6 +19,7 @@ use hyper::StatusCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::auth::Access;
 use crate::listener::{OpenStream, Shared, Transport};
 use crate::transports::ops;
 use crate::transports::subscriptions::{Out, SetEnd, SubscriptionSet};
@@ -109,13 +110,19 @@ enum Flow {
 
 impl Session {
     /// A session whose creation request had `rid`.
-    pub fn new(terms: Terms, rid: u64, shared: Arc<Shared>, rx: mpsc::Receiver<Incoming>) -> Self {
+    pub fn new(
+        terms: Terms,
+        rid: u64,
+        shared: Arc<Shared>,
+        access: Access,
+        rx: mpsc::Receiver<Incoming>,
+    ) -> Self {
         let _open = shared.stream_guard(Transport::Bosh);
         Session {
             terms,
             shared,
             rx,
-            set: SubscriptionSet::default(),
+            set: SubscriptionSet::new(access, None),
             last_rid: rid,
             early: BTreeMap::new(),
             held: VecDeque::new(),
@@ -145,11 +152,18 @@ impl Session {
     }
 
     async fn serve(&mut self) {
+        let token_deadline = self.set.deadline();
         loop {
             let deadline = match self.held.front() {
                 Some(h) => h.until,
                 None => self.idle_since + self.terms.inactivity,
             };
+            if token_deadline.is_some_and(|t| t <= Instant::now()) {
+                tracing::debug!(sid = %self.terms.sid, "bosh session token expired");
+                self.terminate_held("policy-violation");
+                return;
+            }
+            let deadline = token_deadline.map_or(deadline, |t| t.min(deadline));
             let flow = tokio::select! {
                 biased;
                 _ = self.shared.shutdown.cancelled() => {
@@ -177,7 +191,9 @@ impl Session {
                     }
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    if self.held.is_empty() {
+                    if token_deadline.is_some_and(|t| t <= Instant::now()) {
+                        Flow::Continue
+                    } else if self.held.is_empty() {
                         tracing::debug!(sid = %self.terms.sid, "bosh session inactive; dropping it");
                         Flow::End
                     } else {

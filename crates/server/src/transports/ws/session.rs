@@ -15,6 +15,7 @@ use tokio_websockets::{CloseCode, Message, Payload, WebSocketStream};
 
 use herald_core::Subscription;
 
+use crate::auth::Access;
 use crate::listener::{OpenStream, Shared, Transport};
 use crate::ticker;
 use crate::transports::ops;
@@ -50,12 +51,17 @@ enum Ending {
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// A session on an upgraded socket, with the subscription of the
     /// connection's query (if it named topics).
-    pub fn new(ws: WebSocketStream<S>, shared: Arc<Shared>, initial: Option<Subscription>) -> Self {
+    pub fn new(
+        ws: WebSocketStream<S>,
+        shared: Arc<Shared>,
+        access: Access,
+        initial: Option<Subscription>,
+    ) -> Self {
         let _open = shared.stream_guard(Transport::Ws);
         Session {
             ws,
             shared,
-            set: SubscriptionSet::new(initial),
+            set: SubscriptionSet::new(access, initial),
             heard: true,
             pinged: false,
             _open,
@@ -84,9 +90,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if self.shared.shutdown.is_cancelled() {
             return shutting_down();
         }
+        let deadline = self.set.deadline();
+        let expiry = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expiry);
         loop {
             let step = tokio::select! {
                 biased;
+                () = &mut expiry => Err(Ending::Close(
+                    CloseCode::POLICY_VIOLATION,
+                    "token expired; reconnect with a new token and resume",
+                )),
                 r = ticks.changed() => {
                     if r.is_err() || *ticks.borrow_and_update() == ticker::SHUTDOWN {
                         return shutting_down();
