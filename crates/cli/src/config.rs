@@ -132,6 +132,8 @@ settings! {
     token_cookie: String = herald_auth::DEFAULT_COOKIE.into(), "HERALD_TOKEN_COOKIE";
     /// Accept tokens in the access_token query parameter (they end up in logs).
     token_query: bool = false, "HERALD_TOKEN_QUERY", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// Origins whose pages may use the hub cross-origin, with credentials ("*": any origin, without credentials).
+    cors_origins: Vec<String> = Vec::new(), "HERALD_CORS_ORIGINS", value_delimiter = ',';
     /// Let clients without a token subscribe (they receive public events only).
     anonymous_subscribe: bool = false, "HERALD_ANONYMOUS_SUBSCRIBE", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
 }
@@ -185,6 +187,22 @@ pub fn load(file: Option<&std::path::Path>, overrides: Overrides) -> Result<Conf
     validate(s)
 }
 
+/// `*`, or `scheme://host[:port]` as browsers send it in `Origin`.
+fn valid_origin(o: &str) -> bool {
+    if o == "*" {
+        return true;
+    }
+    let Some((scheme, authority)) = o.split_once("://") else {
+        return false;
+    };
+    !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && !authority.is_empty()
+        && !authority.contains(['/', '?', '#', ' ', '@'])
+}
+
 fn validate(s: Settings) -> Result<Config, BadConfig> {
     let listen: SocketAddr = s.listen.parse().map_err(|_| {
         BadConfig(format!(
@@ -211,6 +229,11 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
     ];
     if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(BadConfig(format!("{name} must be greater than 0")));
+    }
+    if let Some(bad) = s.cors_origins.iter().find(|o| !valid_origin(o)) {
+        return Err(BadConfig(format!(
+            "cors_origins: {bad:?} is not an origin; write scheme://host[:port] with no path or trailing slash (e.g. https://app.example), or *"
+        )));
     }
     if s.max_header_bytes < 1024 {
         return Err(BadConfig("max_header_bytes must be at least 1024".into()));
@@ -267,6 +290,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             bosh_inactivity: Duration::from_secs(s.bosh_inactivity_secs),
             bosh_polling: Duration::from_secs(s.bosh_polling_secs),
             bosh_max_sessions: s.bosh_max_sessions,
+            cors_origins: s.cors_origins.clone(),
             auth: herald_server::auth::AuthOptions {
                 verifier: auth.verifier.clone(),
                 sources: auth.sources.clone(),

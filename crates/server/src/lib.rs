@@ -19,6 +19,7 @@
 //! Data flow: socket → [`head`] → route → [`herald_core::Hub`] → transport writer → socket.
 
 pub mod auth;
+pub mod cors;
 pub mod head;
 pub mod listener;
 pub mod metrics;

@@ -46,6 +46,9 @@ pub struct ServerOptions {
     pub bosh_max_sessions: usize,
     /// Token verification and the anonymous policy.
     pub auth: crate::auth::AuthOptions,
+    /// Origins whose pages may use the hub cross-origin (`*`: any, without
+    /// credentials). Empty: same-origin pages only.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerOptions {
@@ -70,6 +73,7 @@ impl Default for ServerOptions {
             bosh_polling: Duration::from_secs(2),
             bosh_max_sessions: 10_000,
             auth: Default::default(),
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use herald_core::{Draft, Event, Limits, Topic};
 
 use crate::auth;
+use crate::cors;
 use crate::listener::Shared;
 use crate::query::Query;
 use crate::rejection::Rejection;
@@ -32,6 +33,9 @@ pub async fn handle(
 ) -> Result<Response<Body>, Rejection> {
     let access = auth::access(&shared.opts, req.headers(), req.uri().query())?;
     access.may_publish_something()?;
+    if access.from_cookie() {
+        cors::check_cookie_origin(&shared.opts, req.headers())?;
+    }
     let limits = shared.hub.limits();
     let is_json = req
         .headers()

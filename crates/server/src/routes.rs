@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
 
+use crate::cors;
 use crate::listener::Shared;
 use crate::metrics;
 use crate::publish;
@@ -22,7 +23,9 @@ pub async fn handle(
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
+    let verdict = cors::verdict(&shared.opts, req.headers());
     let result = match (req.method(), path.as_str()) {
+        (&Method::OPTIONS, _) => cors::preflight(&shared.opts, req.headers()),
         (&Method::POST, "/publish") => publish::handle(req, &shared).await,
         (&Method::GET, "/sse" | "/stream") => stream::serve_hyper(req, shared).await,
         (&Method::GET, "/poll") => poll::handle(req, &shared).await,
@@ -53,7 +56,9 @@ pub async fn handle(
             format!("no route for {path}; see docs/PROTOCOL.md"),
         )),
     };
-    Ok(result.unwrap_or_else(|rej| rej.into_response().map(|b| b.boxed_unsync())))
+    let mut response = result.unwrap_or_else(|rej| rej.into_response().map(|b| b.boxed_unsync()));
+    cors::decorate(&verdict, response.headers_mut());
+    Ok(response)
 }
 
 const INDEX: &str = "Herald push hub.\n\

@@ -27,6 +27,7 @@ use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{self, Access};
+use crate::cors;
 use crate::listener::Shared;
 use crate::publish::read_body;
 use crate::rejection::Rejection;
@@ -84,7 +85,12 @@ pub async fn handle(
 ) -> Result<Response<Body>, Rejection> {
     // The creation request's token governs the session; later requests are
     // bound to it by the sid, a 128-bit secret.
-    let access = auth::access(&shared.opts, req.headers(), req.uri().query());
+    let access = auth::access(&shared.opts, req.headers(), req.uri().query()).and_then(|a| {
+        if a.from_cookie() {
+            cors::check_cookie_origin(&shared.opts, req.headers())?;
+        }
+        Ok(a)
+    });
     let raw = read_body(req, shared.opts.max_body_bytes).await?;
     let xml: Arc<str> = Arc::from(XML);
     let text = match std::str::from_utf8(&raw) {

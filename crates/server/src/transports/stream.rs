@@ -27,6 +27,7 @@ use herald_core::{Event, Selector, Subscription, SubscriptionEnd};
 use hyper::HeaderMap;
 
 use crate::auth;
+use crate::cors;
 use crate::head::StreamRequest;
 use crate::listener::Shared;
 use crate::query::Query;
@@ -84,6 +85,7 @@ pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, shared: Arc<S
         &shared,
     )
     .await;
+    let verdict = cors::verdict(&shared.opts, &req.headers);
     drop(req);
     let Accepted {
         format,
@@ -103,6 +105,9 @@ pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, shared: Arc<S
     }
     if sub.reset().is_some() {
         head.push_str("Herald-Resume: reset\r\n");
+    }
+    for (k, v) in cors::lean_headers(&verdict) {
+        head.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or_default()));
     }
     head.push_str("Connection: close\r\n\r\n");
     let pre = format.preamble(&sub, &shared.opts);

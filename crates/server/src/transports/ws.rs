@@ -28,6 +28,7 @@ use tokio_websockets::{Config, Limits, ServerBuilder};
 use herald_core::Selector;
 
 use crate::auth;
+use crate::cors;
 use crate::listener::Shared;
 use crate::query::Query;
 use crate::rejection::Rejection;
@@ -52,6 +53,11 @@ pub async fn upgrade(
     // learn why with a plain GET of the same URL.
     let access = auth::access(&shared.opts, req.headers(), req.uri().query())?;
     access.may_open_session(&shared.opts)?;
+    if access.from_cookie() {
+        // Browsers send cookies on cross-site WebSocket upgrades: refuse pages
+        // from origins that are not the hub's or listed.
+        cors::check_cookie_origin(&shared.opts, req.headers())?;
+    }
     let q = Query::parse(req.uri().query());
     let header_id = req
         .headers()
