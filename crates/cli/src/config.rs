@@ -132,6 +132,14 @@ settings! {
     token_cookie: String = herald_auth::DEFAULT_COOKIE.into(), "HERALD_TOKEN_COOKIE";
     /// Accept tokens in the access_token query parameter (they end up in logs).
     token_query: bool = false, "HERALD_TOKEN_QUERY", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// Most connections open at once (more are answered 503).
+    max_connections: usize = 50_000, "HERALD_MAX_CONNECTIONS";
+    /// Most connections open at once from one client address (more are answered 429).
+    max_connections_per_address: usize = 1_000, "HERALD_MAX_CONNECTIONS_PER_ADDRESS";
+    /// Events per second one client address may publish (0 = no limit; --dev turns it off).
+    publish_rate_per_address: u32 = 5_000, "HERALD_PUBLISH_RATE_PER_ADDRESS";
+    /// Events per second one token (its sub) may publish (0 = no limit; --dev turns it off).
+    publish_rate_per_token: u32 = 1_000, "HERALD_PUBLISH_RATE_PER_TOKEN";
     /// Origins whose pages may use the hub cross-origin, with credentials ("*": any origin, without credentials).
     cors_origins: Vec<String> = Vec::new(), "HERALD_CORS_ORIGINS", value_delimiter = ',';
     /// Let clients without a token subscribe (they receive public events only).
@@ -225,6 +233,8 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ("iframe_max_bytes", s.iframe_max_bytes),
         ("ws_max_message_bytes", s.ws_max_message_bytes),
         ("bosh_max_sessions", s.bosh_max_sessions),
+        ("max_connections", s.max_connections),
+        ("max_connections_per_address", s.max_connections_per_address),
         ("bosh_inactivity_secs", s.bosh_inactivity_secs as usize),
     ];
     if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
@@ -291,6 +301,10 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             bosh_polling: Duration::from_secs(s.bosh_polling_secs),
             bosh_max_sessions: s.bosh_max_sessions,
             cors_origins: s.cors_origins.clone(),
+            max_connections: s.max_connections,
+            max_connections_per_address: s.max_connections_per_address,
+            publish_rate_per_address: s.publish_rate_per_address,
+            publish_rate_per_token: s.publish_rate_per_token,
             auth: herald_server::auth::AuthOptions {
                 verifier: auth.verifier.clone(),
                 sources: auth.sources.clone(),

@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod cors;
 pub mod head;
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod options;

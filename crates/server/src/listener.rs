@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use herald_core::Hub;
 
 use crate::head::{self, HeadError, Route};
+use crate::limits::{Connections, PublishLimits, Slot};
 use crate::options::ServerOptions;
 use crate::prefixed::Prefixed;
 use crate::rejection::Rejection;
@@ -43,6 +44,20 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// Open BOSH sessions.
     pub bosh: crate::transports::bosh::Registry,
+    /// Open connections, in total and per client address.
+    pub connections: Arc<Connections>,
+    /// Publish rate limits.
+    pub publish_limits: PublishLimits,
+}
+
+/// What hyper routes know about their connection (a request extension).
+#[derive(Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The connection's slot: a route that outlives the connection's HTTP
+    /// life (a WebSocket session) keeps a clone so it stays counted.
+    pub slot: Arc<Slot>,
 }
 
 /// How a subscriber is served (a metrics label; never a topic or a client).
@@ -146,12 +161,14 @@ impl Server {
         let ticks = ticker::start(opts.heartbeat, shutdown.clone());
         let shared = Arc::new(Shared {
             hub,
-            opts,
             shutdown,
             ticks,
             stats: Stats::default(),
             tracker: TaskTracker::new(),
             bosh: Default::default(),
+            connections: Default::default(),
+            publish_limits: PublishLimits::new(&opts),
+            opts,
         });
         Server { listener, shared }
     }
@@ -170,13 +187,22 @@ impl Server {
     /// `false` if connections were still open at the deadline.
     pub async fn run(self) -> bool {
         let tracker = self.shared.tracker.clone();
+        tokio::spawn(prune_limits(self.shared.clone()));
         loop {
             tokio::select! {
                 _ = self.shared.shutdown.cancelled() => break,
                 r = self.listener.accept() => match r {
                     Ok((stream, peer)) => {
                         self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                        tracker.spawn(connection(stream, peer, self.shared.clone()));
+                        match self.shared.connections.admit(peer.ip(), &self.shared.opts) {
+                            Ok(slot) => {
+                                tracker.spawn(connection(stream, peer, slot, self.shared.clone()));
+                            }
+                            Err(rej) => {
+                                tracing::debug!(%peer, error = rej.message, "connection refused");
+                                tracker.spawn(refuse(stream, rej));
+                            }
+                        }
                     }
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -210,7 +236,24 @@ fn is_stream_route(method: &str, path: &str) -> bool {
     method == "GET" && matches!(path, "/sse" | "/stream")
 }
 
-async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Answers a connection over a limit and closes it, without reading it.
+async fn refuse(mut stream: TcpStream, rej: Rejection) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let _ = stream.write_all(&rej.to_http1()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Forgets idle rate-limit keys on every tick, until shutdown.
+async fn prune_limits(shared: Arc<Shared>) {
+    let mut ticks = shared.ticks.clone();
+    while ticks.changed().await.is_ok() && *ticks.borrow_and_update() != ticker::SHUTDOWN {
+        shared.publish_limits.prune();
+    }
+}
+
+async fn connection(mut stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let opts = &shared.opts;
     let route = tokio::select! {
@@ -218,10 +261,11 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         r = head::read(&mut stream, opts.max_header_bytes, opts.header_timeout, is_stream_route) => r,
     };
     let rejection = match route {
-        Ok(Route::Stream(req)) => return serve_lean(stream, req, shared).await,
+        Ok(Route::Stream(req)) => return serve_lean(stream, req, slot, shared).await,
         // Boxed: hyper's connection state is large and must not size every stream task.
         Ok(Route::Hyper(prefix)) => {
-            return Box::pin(serve_hyper(Prefixed::new(prefix, stream), shared)).await;
+            let info = ConnInfo { peer, slot };
+            return Box::pin(serve_hyper(Prefixed::new(prefix, stream), info, shared)).await;
         }
         Err(HeadError::Closed | HeadError::Io(_)) => return,
         Err(e @ HeadError::TooLarge(_)) => Rejection::new(
@@ -241,9 +285,12 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     let _ = stream.shutdown().await;
 }
 
-async fn serve_hyper(io: Prefixed<TcpStream>, shared: Arc<Shared>) {
+async fn serve_hyper(io: Prefixed<TcpStream>, info: ConnInfo, shared: Arc<Shared>) {
     let svc_shared = shared.clone();
-    let service = service_fn(move |req| routes::handle(req, svc_shared.clone()));
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(info.clone());
+        routes::handle(req, svc_shared.clone())
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.opts.header_timeout)

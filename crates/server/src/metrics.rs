@@ -50,6 +50,12 @@ pub fn render(shared: &Shared) -> String {
         "TCP connections accepted",
         s.accepted.load(Ordering::Relaxed),
     );
+    gauge(
+        &mut r,
+        "connections_open",
+        "Connections counted against max_connections",
+        shared.connections.open() as i64,
+    );
     counter(
         &mut r,
         "events_published",

@@ -49,6 +49,14 @@ pub struct ServerOptions {
     /// Origins whose pages may use the hub cross-origin (`*`: any, without
     /// credentials). Empty: same-origin pages only.
     pub cors_origins: Vec<String>,
+    /// Most connections open at once (more: 503).
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (more: 429).
+    pub max_connections_per_address: usize,
+    /// Events per second one client address may publish (0: no limit; off in dev).
+    pub publish_rate_per_address: u32,
+    /// Events per second one token may publish (0: no limit; off in dev).
+    pub publish_rate_per_token: u32,
 }
 
 impl Default for ServerOptions {
@@ -74,6 +82,10 @@ impl Default for ServerOptions {
             bosh_max_sessions: 10_000,
             auth: Default::default(),
             cors_origins: Vec::new(),
+            max_connections: 50_000,
+            max_connections_per_address: 1_000,
+            publish_rate_per_address: 5_000,
+            publish_rate_per_token: 1_000,
         }
     }
 }

@@ -20,7 +20,7 @@ use herald_core::{Draft, Event, Limits, Topic};
 
 use crate::auth;
 use crate::cors;
-use crate::listener::Shared;
+use crate::listener::{ConnInfo, Shared};
 use crate::query::Query;
 use crate::rejection::Rejection;
 use crate::routes::json;
@@ -33,6 +33,7 @@ pub async fn handle(
 ) -> Result<Response<Body>, Rejection> {
     let access = auth::access(&shared.opts, req.headers(), req.uri().query())?;
     access.may_publish_something()?;
+    let peer = req.extensions().get::<ConnInfo>().map(|c| c.peer);
     if access.from_cookie() {
         cors::check_cookie_origin(&shared.opts, req.headers())?;
     }
@@ -56,6 +57,9 @@ pub async fn handle(
     for d in &drafts {
         access.may_publish(&d.topics)?;
     }
+    shared
+        .publish_limits
+        .check(peer.map(|p| p.ip()), &access, drafts.len())?;
     let events = publish(shared, drafts).await?;
     let ids: Vec<serde_json::Value> = events.iter().map(|e| id_json(e)).collect();
     let value = if batch {

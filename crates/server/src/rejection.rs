@@ -16,6 +16,8 @@ pub struct Rejection {
     pub code: &'static str,
     /// What to fix, for a person.
     pub message: String,
+    /// Seconds after which the client may try again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl Rejection {
@@ -25,7 +27,14 @@ impl Rejection {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same, telling the client to wait `secs` seconds before retrying.
+    pub fn retry_after(mut self, secs: u64) -> Rejection {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// 400 with the given code.
@@ -47,14 +56,22 @@ impl Rejection {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         r
     }
 
     /// As a complete HTTP/1.1 response, for the lean path (connection closes after it).
     pub fn to_http1(&self) -> Vec<u8> {
         let body = self.body();
+        let retry = self
+            .retry_after
+            .map(|s| format!("Retry-After: {s}\r\n"))
+            .unwrap_or_default();
         let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{retry}Connection: close\r\n\r\n",
             self.status.as_u16(),
             self.status.canonical_reason().unwrap_or(""),
             body.len()

@@ -23,7 +23,12 @@ async fn tasks_stay_small() {
         CancellationToken::new(),
     );
     let stream = TcpStream::connect(addr).await.unwrap();
-    let conn = connection(stream, addr, server.shared().clone());
+    let slot = server
+        .shared()
+        .connections
+        .admit(addr.ip(), &server.shared().opts)
+        .unwrap();
+    let conn = connection(stream, addr, slot, server.shared().clone());
     println!("connection future: {} bytes", std::mem::size_of_val(&conn));
     assert!(
         std::mem::size_of_val(&conn) <= 2048,
@@ -51,9 +56,15 @@ async fn tasks_stay_small() {
         sub,
         Format::Sse,
         None,
+        server
+            .shared()
+            .connections
+            .admit(addr.ip(), &server.shared().opts)
+            .unwrap(),
         server.shared().clone(),
     );
     println!("stream task future: {} bytes", std::mem::size_of_val(&task));
-    // 656 in debug builds: 632 before streams could carry a token-expiry timer.
+    // 664 in debug builds: 632 before streams carried a token-expiry timer
+    // and their connection's slot (8 bytes each).
     assert!(std::mem::size_of_val(&task) <= 672);
 }

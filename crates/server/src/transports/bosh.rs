@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{self, Access};
 use crate::cors;
-use crate::listener::Shared;
+use crate::listener::{ConnInfo, Shared};
 use crate::publish::read_body;
 use crate::rejection::Rejection;
 use crate::transports::stream::Body;
@@ -85,6 +85,7 @@ pub async fn handle(
 ) -> Result<Response<Body>, Rejection> {
     // The creation request's token governs the session; later requests are
     // bound to it by the sid, a 128-bit secret.
+    let peer = req.extensions().get::<ConnInfo>().map(|c| c.peer.ip());
     let access = auth::access(&shared.opts, req.headers(), req.uri().query()).and_then(|a| {
         if a.from_cookie() {
             cors::check_cookie_origin(&shared.opts, req.headers())?;
@@ -110,7 +111,7 @@ pub async fn handle(
         None => {
             let access = access?;
             access.may_open_session(&shared.opts)?;
-            create(incoming, access, &shared)?
+            create(incoming, access, peer, &shared)?
         }
         Some(sid) => {
             let Some(tx) = shared.bosh.get(&sid) else {
@@ -132,7 +133,12 @@ pub async fn handle(
 
 /// Creates a session and starts its task; returns how long to wait for the
 /// creation answer.
-fn create(inc: Incoming, access: Access, shared: &Arc<Shared>) -> Result<Duration, Rejection> {
+fn create(
+    inc: Incoming,
+    access: Access,
+    peer: Option<std::net::IpAddr>,
+    shared: &Arc<Shared>,
+) -> Result<Duration, Rejection> {
     let opts = &shared.opts;
     let b = &inc.body;
     let legacy = b.ver.is_none();
@@ -178,7 +184,7 @@ fn create(inc: Incoming, access: Access, shared: &Arc<Shared>) -> Result<Duratio
     }
     let (tx, rx) = mpsc::channel(QUEUE);
     shared.bosh.lock().insert(sid, tx);
-    let session = Session::new(terms, b.rid, shared.clone(), access, rx);
+    let session = Session::new(terms, b.rid, shared.clone(), access, peer, rx);
     shared.tracker.spawn(session.run(inc, attrs));
     Ok(wait)
 }

@@ -29,6 +29,7 @@ use hyper::HeaderMap;
 use crate::auth;
 use crate::cors;
 use crate::head::StreamRequest;
+use crate::limits::Slot;
 use crate::listener::Shared;
 use crate::query::Query;
 use crate::rejection::Rejection;
@@ -76,7 +77,12 @@ async fn accept(
 /// Accepts one stream on the lean path: answers the request, then hands the
 /// socket and subscription to a fresh task ([`run_stream`]) whose future holds
 /// only what an open stream needs.
-pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, shared: Arc<Shared>) {
+pub async fn serve_lean(
+    mut stream: TcpStream,
+    req: StreamRequest,
+    slot: Arc<Slot>,
+    shared: Arc<Shared>,
+) {
     let accepted = accept(
         &req.path,
         req.query.as_deref(),
@@ -124,7 +130,7 @@ pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, shared: Arc<S
     {
         let tracker = shared.tracker.clone();
         let expiry = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
-        tracker.spawn(run_stream(stream, sub, format, expiry, shared));
+        tracker.spawn(run_stream(stream, sub, format, expiry, slot, shared));
     }
 }
 
@@ -134,6 +140,7 @@ pub(crate) fn run_stream(
     sub: Subscription,
     format: Format,
     expiry: Option<Expiry>,
+    slot: Arc<Slot>,
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()> + Send {
     let open = shared.stream_guard(format.transport());
@@ -144,6 +151,7 @@ pub(crate) fn run_stream(
         expiry,
         shared,
         _open: open,
+        _slot: slot,
     };
     // Built from a struct used in place: an `async fn` taking these as
     // arguments would store them twice in its future.
@@ -160,6 +168,8 @@ struct LeanStream {
     shared: Arc<Shared>,
     /// Counts the stream as open until it is dropped.
     _open: crate::listener::OpenStream,
+    /// Counts the connection against the connection limits.
+    _slot: Arc<Slot>,
 }
 
 impl LeanStream {

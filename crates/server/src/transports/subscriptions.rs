@@ -12,6 +12,7 @@
 //! events are remembered).
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -33,6 +34,8 @@ const RECENT: usize = 256;
 pub struct SubscriptionSet {
     /// What the session's token allows.
     access: Access,
+    /// The client's address (publish rate limits).
+    peer: Option<IpAddr>,
     subs: Vec<Subscription>,
     /// `seq`s of recently yielded events that carry several topics.
     recent: VecDeque<u64>,
@@ -50,9 +53,10 @@ pub enum SetEnd {
 impl SubscriptionSet {
     /// A set for a session with `access`, starting with `initial` (the
     /// subscription a connect URL asked for, already authorized).
-    pub fn new(access: Access, initial: Option<Subscription>) -> Self {
+    pub fn new(access: Access, peer: Option<IpAddr>, initial: Option<Subscription>) -> Self {
         SubscriptionSet {
             access,
+            peer,
             subs: initial.into_iter().collect(),
             recent: VecDeque::new(),
         }
@@ -88,7 +92,7 @@ impl SubscriptionSet {
                     ops::ok(reference, None)
                 })
             }
-            Op::Publish(event) => publish_one(shared, &self.access, event)
+            Op::Publish(event) => publish_one(shared, &self.access, self.peer, event)
                 .await
                 .map(|id| ops::ok(reference, Some(("id", Value::String(id))))),
             Op::Ping => Ok(ops::pong(reference)),
@@ -259,11 +263,13 @@ pub enum Out {
 async fn publish_one(
     shared: &Shared,
     access: &Access,
+    peer: Option<IpAddr>,
     event: publish::JsonEvent,
 ) -> Result<String, Rejection> {
     access.may_publish_something()?;
     let draft = event.into_draft(shared.hub.limits())?;
     access.may_publish(&draft.topics)?;
+    shared.publish_limits.check(peer, access, 1)?;
     let events = publish::publish(shared, vec![draft]).await?;
     Ok(events.first().map(|e| e.id.to_string()).unwrap_or_default())
 }

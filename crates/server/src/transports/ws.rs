@@ -29,7 +29,7 @@ use herald_core::Selector;
 
 use crate::auth;
 use crate::cors;
-use crate::listener::Shared;
+use crate::listener::{ConnInfo, Shared};
 use crate::query::Query;
 use crate::rejection::Rejection;
 use crate::transports::stream::Body;
@@ -88,14 +88,18 @@ pub async fn upgrade(
         None => None,
     };
     let limits = Limits::default().max_payload_len(Some(shared.opts.ws_max_message));
+    // The session outlives hyper's connection: it keeps the connection's slot.
+    let conn = req.extensions().get::<ConnInfo>().cloned();
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let ws = builder(limits).serve(TokioIo::new(upgraded));
-                session::Session::new(ws, shared, access, initial)
+                let peer = conn.as_ref().map(|c| c.peer.ip());
+                session::Session::new(ws, shared, access, peer, initial)
                     .run()
                     .await;
+                drop(conn);
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }

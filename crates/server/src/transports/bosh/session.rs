@@ -115,6 +115,7 @@ impl Session {
         rid: u64,
         shared: Arc<Shared>,
         access: Access,
+        peer: Option<std::net::IpAddr>,
         rx: mpsc::Receiver<Incoming>,
     ) -> Self {
         let _open = shared.stream_guard(Transport::Bosh);
@@ -122,7 +123,7 @@ impl Session {
             terms,
             shared,
             rx,
-            set: SubscriptionSet::new(access, None),
+            set: SubscriptionSet::new(access, peer, None),
             last_rid: rid,
             early: BTreeMap::new(),
             held: VecDeque::new(),

@@ -6,6 +6,7 @@
 //! dropped. Writes that stall past the write timeout end the session (the
 //! client resumes with the ids it received and loses nothing).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,13 +56,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         ws: WebSocketStream<S>,
         shared: Arc<Shared>,
         access: Access,
+        peer: Option<IpAddr>,
         initial: Option<Subscription>,
     ) -> Self {
         let _open = shared.stream_guard(Transport::Ws);
         Session {
             ws,
             shared,
-            set: SubscriptionSet::new(access, initial),
+            set: SubscriptionSet::new(access, peer, initial),
             heard: true,
             pinged: false,
             _open,
