@@ -5,20 +5,45 @@ use herald_core::{Limits, Resume, Selector, Topic};
 use crate::rejection::Rejection;
 
 /// A decoded query string: `(name, value)` pairs in order.
-pub struct Query(Vec<(String, String)>);
+pub struct Query {
+    pairs: Vec<(String, String)>,
+    /// The first parameter whose percent-decoded bytes are not UTF-8.
+    not_utf8: Option<String>,
+}
 
 impl Query {
     /// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space).
+    /// Bytes that are not UTF-8 after decoding become U+FFFD, and the query
+    /// remembers it: [`Query::topics`] and [`Query::resume`] then refuse it,
+    /// so two different byte strings never name the same topic.
     pub fn parse(raw: Option<&str>) -> Query {
-        let pairs = raw
+        let pairs: Vec<(String, String)> = raw
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        Query(pairs)
+        let not_utf8 = raw.and_then(|q| {
+            q.split('&').find_map(|pair| {
+                let bytes: Vec<u8> = percent_encoding::percent_decode(pair.as_bytes()).collect();
+                std::str::from_utf8(&bytes)
+                    .is_err()
+                    .then(|| pair.split('=').next().unwrap_or_default().to_string())
+            })
+        });
+        Query { pairs, not_utf8 }
+    }
+
+    fn check_utf8(&self) -> Result<(), Rejection> {
+        match &self.not_utf8 {
+            None => Ok(()),
+            Some(name) => Err(Rejection::bad_request(
+                "invalid_query",
+                format!("the query parameter {name:?} is not UTF-8 once percent-decoded"),
+            )),
+        }
     }
 
     /// Every value of `name`.
     pub fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-        self.0
+        self.pairs
             .iter()
             .filter(move |(k, _)| k == name)
             .map(|(_, v)| v.as_str())
@@ -26,7 +51,7 @@ impl Query {
 
     /// The first value of `name`.
     pub fn first(&self, name: &str) -> Option<&str> {
-        self.0
+        self.pairs
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
@@ -34,6 +59,7 @@ impl Query {
 
     /// The `topic` parameters as validated topics.
     pub fn topics(&self, limits: &Limits) -> Result<Vec<Topic>, Rejection> {
+        self.check_utf8()?;
         let topics: Vec<Topic> = self
             .all("topic")
             .map(|t| Topic::parse(t, limits.max_topic_len))
@@ -66,6 +92,7 @@ impl Query {
     /// parameters `last_event_id`, `lastEventID` and `lastEventId` (the URL's
     /// cursor is reused on every reconnection, the header is current).
     pub fn resume(&self, header: Option<&str>) -> Result<Resume, Rejection> {
+        self.check_utf8()?;
         let cursor = header.filter(|h| !h.is_empty()).or_else(|| {
             ["last_event_id", "lastEventID", "lastEventId"]
                 .iter()
