@@ -103,9 +103,11 @@ function hubEnv() {
  * process (if any).
  */
 export class Hub {
-  constructor(dataDir, name) {
+  constructor(dataDir, name, extraArgs = []) {
     this.dataDir = dataDir;
     this.name = name;
+    /** More `herald serve` flags, on every start. */
+    this.extraArgs = extraArgs;
     this.port = 0;
     this.url = undefined;
     this.child = undefined;
@@ -135,7 +137,7 @@ export class Hub {
 
   async #spawnOnce(timeoutMs) {
     this.runs += 1;
-    const args = ['serve', '--dev', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir];
+    const args = ['serve', '--dev', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...this.extraArgs];
     this.log.push(`\n=== ${this.name} run ${this.runs}: ${heraldBin} ${args.join(' ')}\n`);
     const child = spawn(heraldBin, args, { env: hubEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
@@ -318,9 +320,9 @@ export function hubTest(name, fn, options = {}) {
     const hubs = [];
     const cleanups = [];
     const ctx = {
-      async startHub() {
+      async startHub(extraArgs = []) {
         const dataDir = await mkdtemp(path.join(os.tmpdir(), 'herald-js-test-'));
-        const hub = new Hub(dataDir, `hub${hubs.length + 1}`);
+        const hub = new Hub(dataDir, `hub${hubs.length + 1}`, extraArgs);
         hubs.push(hub);
         await hub.start();
         return hub;
