@@ -18,4 +18,7 @@ pub struct HubArg {
     /// The hub's base URL.
     #[arg(long, env = "HERALD_URL", default_value = "http://127.0.0.1:8080")]
     pub hub: String,
+    /// Token sent as Authorization: Bearer (mint one with `herald token`).
+    #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }

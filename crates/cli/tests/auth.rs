@@ -338,3 +338,53 @@ fn b64(bytes: &[u8]) -> String {
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
 }
+
+#[test]
+fn the_cli_sends_its_token_on_every_transport() {
+    let hub = start(&[]);
+    let url = format!("http://{}", hub.addr);
+    let bin = env!("CARGO_BIN_EXE_herald");
+    let both = token(&["cli"], &["cli"]);
+    let refused = std::process::Command::new(bin)
+        .args(["pub", "--hub", &url, "cli", "x"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+    let first = std::process::Command::new(bin)
+        .args(["pub", "--hub", &url, "--token", &both, "cli", "first"])
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let first_id = String::from_utf8(first.stdout).unwrap().trim().to_string();
+    let from = format!("{}-0", first_id.split('-').next().unwrap());
+    for transport in ["sse", "poll", "ws"] {
+        let out = common::spawn_bounded(
+            std::process::Command::new(bin)
+                .args([
+                    "sub",
+                    "--hub",
+                    &url,
+                    "--transport",
+                    transport,
+                    "--count",
+                    "1",
+                ])
+                .args(["--last-event-id", &from, "--json", "cli"])
+                .env("HERALD_TOKEN", &both),
+        )
+        .wait_with_output()
+        .unwrap();
+        let line: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert_eq!(
+            line["id"],
+            first_id.as_str(),
+            "{transport}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

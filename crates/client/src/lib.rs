@@ -69,11 +69,18 @@ pub struct Event {
 pub struct Client {
     base: reqwest::Url,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` on every request.
+    token: Option<String>,
 }
 
 impl Client {
     /// A client for the hub at `base` (for example `http://127.0.0.1:8080`).
     pub fn new(base: &str) -> Result<Client, ClientError> {
+        Client::with_token(base, None)
+    }
+
+    /// A client that sends `token` as `Authorization: Bearer` on every request.
+    pub fn with_token(base: &str, token: Option<&str>) -> Result<Client, ClientError> {
         let url = reqwest::Url::parse(base)
             .map_err(|e| ClientError::BadUrl(base.into(), e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -82,10 +89,24 @@ impl Client {
                 "use http:// or https://".into(),
             ));
         }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+                .map_err(|_| {
+                    ClientError::BadUrl(base.into(), "the token is not a valid header value".into())
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            .default_headers(headers)
             .build()?;
-        Ok(Client { base: url, http })
+        Ok(Client {
+            base: url,
+            http,
+            token: token.map(str::to_string),
+        })
     }
 
     fn url(&self, path: &str) -> reqwest::Url {
@@ -236,6 +257,7 @@ impl EventStream {
             Inner::Ws(w) => {
                 w.next(
                     &self.client.http,
+                    self.client.token.as_deref(),
                     &self.url,
                     &mut self.last_event_id,
                     &mut self.failures,

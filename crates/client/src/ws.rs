@@ -47,6 +47,7 @@ impl WsState {
     pub(crate) async fn next(
         &mut self,
         http: &reqwest::Client,
+        token: Option<&str>,
         url: &reqwest::Url,
         last_event_id: &mut Option<String>,
         failures: &mut u32,
@@ -57,7 +58,7 @@ impl WsState {
             }
             let Some(socket) = self.socket.as_mut() else {
                 back_off(*failures).await;
-                self.socket = connect(http, url, last_event_id.as_deref(), failures).await?;
+                self.socket = connect(http, token, url, last_event_id.as_deref(), failures).await?;
                 continue;
             };
             match socket.next().await {
@@ -114,6 +115,7 @@ impl WsState {
 /// a 4xx refusal is an error, with the hub's reason fetched by a plain GET.
 async fn connect(
     http: &reqwest::Client,
+    token: Option<&str>,
     url: &reqwest::Url,
     last_event_id: Option<&str>,
     failures: &mut u32,
@@ -130,9 +132,20 @@ async fn connect(
             "not a WebSocket URL".into(),
         ));
     }
-    let builder = ClientBuilder::new()
+    let mut builder = ClientBuilder::new()
         .uri(ws_url.as_str())
         .map_err(|e| ClientError::BadUrl(ws_url.to_string(), e.to_string()))?;
+    if let Some(t) = token {
+        let value = format!("Bearer {t}").parse().map_err(|_| {
+            ClientError::BadUrl(
+                url.to_string(),
+                "the token is not a valid header value".into(),
+            )
+        })?;
+        builder = builder
+            .add_header(http::header::AUTHORIZATION, value)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    }
     match builder.connect().await {
         Ok((socket, _)) => Ok(Some(Box::new(socket))),
         Err(tokio_websockets::Error::Upgrade(

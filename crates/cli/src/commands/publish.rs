@@ -43,7 +43,8 @@ pub fn run(args: Args) -> ExitCode {
         .map_err(|e| e.to_string())
         .and_then(|rt| {
             rt.block_on(async {
-                let client = Client::new(&args.hub.hub).map_err(|e| e.to_string())?;
+                let client = Client::with_token(&args.hub.hub, args.hub.token.as_deref())
+                    .map_err(|e| e.to_string())?;
                 client
                     .publish(&args.topic, &data, &opts)
                     .await

@@ -48,7 +48,8 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let result: Result<(), String> = rt.block_on(async {
-        let client = Client::new(&args.hub.hub).map_err(|e| e.to_string())?;
+        let client = Client::with_token(&args.hub.hub, args.hub.token.as_deref())
+            .map_err(|e| e.to_string())?;
         let transport = match args.transport {
             TransportArg::Sse => Transport::Sse,
             TransportArg::Poll => Transport::Poll,
