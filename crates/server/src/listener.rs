@@ -153,6 +153,9 @@ impl Server {
             tracker: TaskTracker::new(),
             bosh: Default::default(),
         });
+        if let Some(tls) = &shared.opts.tls {
+            crate::tls::reload::spawn(tls.clone(), shared.shutdown.clone());
+        }
         Server { listener, shared }
     }
 
@@ -212,6 +215,10 @@ fn is_stream_route(method: &str, path: &str) -> bool {
 
 async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
+    if shared.opts.tls.is_some() {
+        // TLS skips the lean path (`listener/tls.rs`). Boxed, as below.
+        return Box::pin(tls::serve(stream, peer, shared)).await;
+    }
     let opts = &shared.opts;
     let route = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
@@ -263,6 +270,8 @@ async fn serve_hyper(io: Prefixed<TcpStream>, shared: Arc<Shared>) {
         }
     }
 }
+
+mod tls;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::tls::Tls;
+
 /// What the server needs to know. Every limit here is configurable.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -44,6 +46,9 @@ pub struct ServerOptions {
     pub bosh_polling: Duration,
     /// Most BOSH sessions open at once.
     pub bosh_max_sessions: usize,
+    /// TLS (the loaded certificate, and the files it is reloaded from);
+    /// `None` serves plain TCP.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServerOptions {
@@ -67,6 +72,7 @@ impl Default for ServerOptions {
             bosh_inactivity: Duration::from_secs(60),
             bosh_polling: Duration::from_secs(2),
             bosh_max_sessions: 10_000,
+            tls: None,
         }
     }
 }
