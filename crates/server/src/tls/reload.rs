@@ -14,9 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Tls, TlsError, read};
 
-/// Starts the reload task; it ends when `shutdown` fires.
+/// Starts the reload task; it ends when `shutdown` fires. SIGHUP is watched
+/// from the moment this returns (call it within a tokio runtime).
 pub fn spawn(tls: Tls, shutdown: CancellationToken) -> JoinHandle<()> {
-    tokio::spawn(run(tls, shutdown))
+    let hangups = Hangups::new();
+    tokio::spawn(run(tls, hangups, shutdown))
 }
 
 /// What one look at the files did.
@@ -89,9 +91,8 @@ impl Tls {
     }
 }
 
-async fn run(tls: Tls, shutdown: CancellationToken) {
+async fn run(tls: Tls, mut hangups: Hangups, shutdown: CancellationToken) {
     let mut watch = Watch::new(&tls);
-    let mut hangups = Hangups::new();
     let period = tls.reload_interval();
     let mut interval = (!period.is_zero()).then(|| {
         let mut i = tokio::time::interval_at(Instant::now() + period, period);
