@@ -31,7 +31,7 @@ hubTest('chromium: a listed origin reads a withCredentials EventSource; an unlis
     </script>`;
   const listed = await pageServer(ctx, '127.0.0.2', body);
   const unlisted = await pageServer(ctx, '127.0.0.3', body);
-  const hub = await ctx.startHub(['--cors-origins', listed]);
+  const hub = await ctx.startHub({ args: ['--cors-origins', listed] });
   hubUrl = hub.url;
   const browser = await launchBrowser(ctx);
 

@@ -1,7 +1,8 @@
 // Test harness for Herald's real-client tests: starts the real `herald` binary
 // on 127.0.0.1:0 with a fresh data dir, restarts it on the same port and data
 // dir (an EventSource reconnects to the same URL), kills it with SIGKILL or
-// stops it with SIGTERM, and publishes over plain HTTP.
+// stops it with SIGTERM, and publishes over HTTP (or HTTPS, for a hub started
+// with TLS flags and the CA to trust).
 //
 // Every wait is bounded, and every process and data dir a test creates is
 // cleaned up when the test ends, pass or fail: use `hubTest` instead of
@@ -11,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -25,7 +27,7 @@ export const SSE_RETRY_MS = 250;
 const STARTUP_TIMEOUT_MS = 20_000;
 const EXIT_TIMEOUT_MS = 20_000;
 const LOG_TAIL_BYTES = 16 * 1024;
-const LISTENING = /^herald: listening on (http:\/\/127\.0\.0\.1:(\d+))$/;
+const LISTENING = /^herald: listening on (https?:\/\/127\.0\.0\.1:(\d+))$/;
 
 /** Every hub process still alive, killed if this test file's process exits. */
 const live = new Set();
@@ -103,11 +105,15 @@ function hubEnv() {
  * process (if any).
  */
 export class Hub {
-  constructor(dataDir, name, extraArgs = []) {
+  /**
+   * `args`: extra `herald serve` flags (e.g. `--tls-cert`); `ca`: the PEM
+   * certificate this harness trusts when the hub serves HTTPS.
+   */
+  constructor(dataDir, name, { args = [], ca } = {}) {
     this.dataDir = dataDir;
     this.name = name;
-    /** More `herald serve` flags, on every start. */
-    this.extraArgs = extraArgs;
+    this.args = args;
+    this.ca = ca;
     this.port = 0;
     this.url = undefined;
     this.child = undefined;
@@ -137,7 +143,7 @@ export class Hub {
 
   async #spawnOnce(timeoutMs) {
     this.runs += 1;
-    const args = ['serve', '--dev', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...this.extraArgs];
+    const args = ['serve', '--dev', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...this.args];
     this.log.push(`\n=== ${this.name} run ${this.runs}: ${heraldBin} ${args.join(' ')}\n`);
     const child = spawn(heraldBin, args, { env: hubEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
@@ -235,8 +241,9 @@ export class Hub {
   request(method, pathAndQuery, { body, headers = {}, timeoutMs = 10_000 } = {}) {
     if (!this.url) throw new Error(`${this.name} has never started`);
     return new Promise((resolve, reject) => {
-      const req = http.request(`${this.url}${pathAndQuery}`, {
-        method, headers, agent: false, timeout: timeoutMs,
+      const tls = this.url.startsWith('https:');
+      const req = (tls ? https : http).request(`${this.url}${pathAndQuery}`, {
+        method, headers, agent: false, timeout: timeoutMs, ...(tls ? { ca: this.ca } : {}),
       }, (res) => {
         res.setEncoding('utf8');
         let text = '';
@@ -320,9 +327,9 @@ export function hubTest(name, fn, options = {}) {
     const hubs = [];
     const cleanups = [];
     const ctx = {
-      async startHub(extraArgs = []) {
+      async startHub(options) {
         const dataDir = await mkdtemp(path.join(os.tmpdir(), 'herald-js-test-'));
-        const hub = new Hub(dataDir, `hub${hubs.length + 1}`, extraArgs);
+        const hub = new Hub(dataDir, `hub${hubs.length + 1}`, options);
         hubs.push(hub);
         await hub.start();
         return hub;
@@ -355,7 +362,7 @@ export function hubTest(name, fn, options = {}) {
 const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
 
 /** Debian's Chromium, headless, closed when the test ends. */
-export async function launchBrowser(ctx) {
+export async function launchBrowser(ctx, { args = [] } = {}) {
   const { existsSync } = await import('node:fs');
   const { chromium } = await import('playwright-core');
   if (!existsSync(CHROMIUM)) {
@@ -364,7 +371,7 @@ export async function launchBrowser(ctx) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
+      '--disable-component-update', '--disable-sync', '--no-first-run', ...args],
     timeout: 60_000,
   });
   ctx.defer(() => browser.close());

@@ -12,6 +12,7 @@ use std::time::Duration;
 use herald_core::{Limits, Retention};
 
 mod auth;
+mod tls;
 pub use auth::AuthSettings;
 use herald_server::ServerOptions;
 use herald_store::StoreOptions;
@@ -144,6 +145,12 @@ settings! {
     cors_origins: Vec<String> = Vec::new(), "HERALD_CORS_ORIGINS", value_delimiter = ',';
     /// Let clients without a token subscribe (they receive public events only).
     anonymous_subscribe: bool = false, "HERALD_ANONYMOUS_SUBSCRIBE", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// PEM certificate chain, leaf first: serve HTTPS with HTTP/2 and HTTP/1.1 (needs tls_key; "" = plain HTTP).
+    tls_cert: PathBuf = PathBuf::new(), "HERALD_TLS_CERT";
+    /// PEM private key of tls_cert (PKCS#8, PKCS#1 RSA or SEC1 EC) ("" = none).
+    tls_key: PathBuf = PathBuf::new(), "HERALD_TLS_KEY";
+    /// Seconds between looks at tls_cert and tls_key for a new certificate (0 = only on SIGHUP).
+    tls_reload_secs: u64 = 10, "HERALD_TLS_RELOAD_SECS";
 }
 
 /// A setting that cannot work, with what to change.
@@ -272,6 +279,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         }
     };
     let auth = auth::validate(&s)?;
+    let tls = tls::validate(&s)?;
     let retention = Retention {
         max_events_per_topic: s.retention_events_per_topic,
         max_bytes: s.retention_max_bytes,
@@ -310,6 +318,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
                 sources: auth.sources.clone(),
                 anonymous_subscribe: auth.anonymous_subscribe,
             },
+            tls,
         },
         limits: Limits {
             max_topic_len: s.max_topic_len,

@@ -15,6 +15,10 @@
 //! - [`metrics`]: `/metrics` and `/readyz`, built at scrape time from the counters.
 //! - [`ticker`]: the shared heartbeat clock (no timer per connection).
 //! - [`options`]: what the server needs to know, already validated.
+//! - [`tls`]: rustls configuration (ALPN `h2`, `http/1.1`) and a certificate
+//!   reloaded from its files while the server runs. TLS connections skip the
+//!   lean path: after the handshake hyper serves HTTP/2 or HTTP/1.1
+//!   (`listener/tls.rs`).
 //!
 //! Data flow: socket → [`head`] → route → [`herald_core::Hub`] → transport writer → socket.
 
@@ -31,6 +35,7 @@ pub mod query;
 pub mod rejection;
 pub mod routes;
 pub mod ticker;
+pub mod tls;
 pub mod transports;
 
 pub use listener::{Server, serve};

@@ -170,6 +170,9 @@ impl Server {
             publish_limits: PublishLimits::new(&opts),
             opts,
         });
+        if let Some(tls) = &shared.opts.tls {
+            crate::tls::reload::spawn(tls.clone(), shared.shutdown.clone());
+        }
         Server { listener, shared }
     }
 
@@ -255,6 +258,10 @@ async fn prune_limits(shared: Arc<Shared>) {
 
 async fn connection(mut stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
+    if shared.opts.tls.is_some() {
+        // TLS skips the lean path (`listener/tls.rs`). Boxed, as below.
+        return Box::pin(tls::serve(stream, ConnInfo { peer, slot }, shared)).await;
+    }
     let opts = &shared.opts;
     let route = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
@@ -310,6 +317,8 @@ async fn serve_hyper(io: Prefixed<TcpStream>, info: ConnInfo, shared: Arc<Shared
         }
     }
 }
+
+mod tls;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::tls::Tls;
+
 /// What the server needs to know. Every limit here is configurable.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -57,6 +59,9 @@ pub struct ServerOptions {
     pub publish_rate_per_address: u32,
     /// Events per second one token may publish (0: no limit; off in dev).
     pub publish_rate_per_token: u32,
+    /// TLS (the loaded certificate, and the files it is reloaded from);
+    /// `None` serves plain TCP.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServerOptions {
@@ -86,6 +91,7 @@ impl Default for ServerOptions {
             max_connections_per_address: 1_000,
             publish_rate_per_address: 5_000,
             publish_rate_per_token: 1_000,
+            tls: None,
         }
     }
 }

@@ -110,9 +110,20 @@ async fn serve(config: Config) -> ExitCode {
     }
     let head = log.last_seq();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), epoch = format!("{:x}", log.epoch()), last_seq = head, "herald started");
+    let scheme = match &config.server.tls {
+        Some(tls) => {
+            tracing::info!(
+                cert = %tls.cert_path().display(),
+                reload_secs = tls.reload_interval().as_secs(),
+                "TLS on: ALPN h2, http/1.1; the certificate reloads when its files change or on SIGHUP"
+            );
+            "https"
+        }
+        None => "http",
+    };
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "herald: listening on http://{addr}");
+        let _ = writeln!(out, "herald: listening on {scheme}://{addr}");
         let _ = out.flush();
     }
     if let Some(verifier) = config.auth.verifier.clone() {

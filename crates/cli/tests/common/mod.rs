@@ -58,7 +58,9 @@ impl Hub {
         let line = rx.recv_timeout(WAIT).expect("herald printed its address");
         let addr = line
             .trim()
-            .strip_prefix("herald: listening on http://")
+            .strip_prefix("herald: listening on ")
+            .and_then(|url| url.split_once("://"))
+            .map(|(_, addr)| addr)
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .unwrap();
