@@ -50,7 +50,11 @@ pub(super) async fn serve(stream: TcpStream, info: ConnInfo, shared: Arc<Shared>
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX))
+        // PING every heartbeat; a peer that does not answer within the write
+        // timeout is gone and its connection is closed.
+        .keep_alive_interval(opts.heartbeat)
+        .keep_alive_timeout(opts.write_timeout);
     let builder = if h2 {
         builder.http2_only()
     } else {
