@@ -99,10 +99,15 @@ def main():
             for r in runs[s]:
                 if "failed" in r:
                     print(f"- round {r.get('round')} {s}: {r['failed']}")
-                elif r.get("timed_out") or r.get("connect_failures"):
-                    print(f"- round {r.get('round')} {s}: timed out {r.get('timed_out')}, "
+                elif (r.get("timed_out") or r.get("connect_failures")
+                      or r.get("closed_early") or r.get("publish_failed") or r.get("lost")):
+                    print(f"- round {r.get('round')} {s}: lost {r.get('lost')}, "
+                          f"published {r.get('published')}/{r.get('events')}, "
+                          f"publish failed {r.get('publish_failed')}, "
+                          f"streams closed early {r.get('closed_early')} "
+                          f"({r.get('first_stream_error') or '-'}), "
                           f"connect failures {r.get('connect_failures')}, "
-                          f"publish failed {r.get('publish_failed')}")
+                          f"timed out {r.get('timed_out')}")
         print()
 
 

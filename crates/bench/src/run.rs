@@ -323,6 +323,9 @@ fn add_up(ctx: &Ctx, subs: &[SubResult], pubs: &[PubResult]) -> Report {
         r.out_of_order += s.out_of_order;
         r.unexpected += s.unexpected;
         r.closed_early += u64::from(s.stream_error.is_some());
+        if r.first_stream_error.is_none() {
+            r.first_stream_error.clone_from(&s.stream_error);
+        }
     }
     for p in pubs {
         r.published += p.accepted;
