@@ -57,9 +57,14 @@ def main():
     if not rows:
         sys.exit("no results")
     loads = [r["load1"] for r in rows if "load1" in r]
+    busy = [r["busy_pct"] for r in rows if "busy_pct" in r]
     rounds = sorted({r.get("round") for r in rows})
-    print(f"{len(rounds)} round(s); 1-min load average at the start of each run: "
-          f"median {statistics.median(loads):.2f}, max {max(loads):.2f}\n")
+    line = (f"{len(rounds)} round(s); 1-min load average at the start of each run: "
+            f"median {statistics.median(loads):.2f}, max {max(loads):.2f}")
+    if busy:
+        line += (f"; CPU busy in the second before each run (server idle): "
+                 f"median {statistics.median(busy):.0f}%, max {max(busy)}%")
+    print(line + "\n")
     for key, title in SCENARIOS.items():
         runs = {s: [r for r in rows if r.get("scenario") == key and r.get("server") == s]
                 for s in SERVERS}
