@@ -29,9 +29,16 @@ pub struct Args {
     /// Subscribe URL template.
     #[arg(long, default_value = "http://127.0.0.1:8080/sse?topic={topic}")]
     pub(crate) sub_url: String,
-    /// Publish URL template (the event data is POSTed as the raw body).
+    /// Publish URL template (the event data is POSTed as the raw body, or
+    /// as GRIP JSON with --pub-format grip, where `{topic}` may be left out).
     #[arg(long, default_value = "http://127.0.0.1:8080/publish?topic={topic}")]
     pub(crate) pub_url: String,
+    /// What a publish request carries: `raw` (the event data as the body:
+    /// Herald, nchan) or `grip` (a GRIP JSON item for the topic's channel
+    /// with an `http-stream` format holding the SSE frame: Pushpin's
+    /// control API, `POST /publish/`).
+    #[arg(long, value_enum, default_value_t = PubFormat::Raw)]
+    pub(crate) pub_format: PubFormat,
     /// Herald only: send up to this many waiting events per request, as one
     /// JSON batch to --batch-url (one commit; lets events pile up as a burst).
     #[arg(long, default_value_t = 1)]
@@ -58,9 +65,12 @@ pub struct Args {
     /// (what has not arrived by then is lost).
     #[arg(long, default_value_t = 60.0)]
     pub(crate) timeout: f64,
-    /// The server's process id: sample its CPU, RSS and write syscalls from /proc.
-    #[arg(long)]
-    pub(crate) server_pid: Option<u32>,
+    /// The server's process id: sample its CPU, RSS and write syscalls from
+    /// /proc. A server made of several processes (nginx's master and
+    /// workers, Pushpin's condure, proxy, handler…) takes them all, comma
+    /// separated or the flag repeated; their figures are added up.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) server_pid: Vec<u32>,
     /// Name of the scenario in the report.
     #[arg(long)]
     pub(crate) label: Option<String>,
@@ -68,6 +78,16 @@ pub struct Args {
     /// when the server is on loopback, to use more than one address's ports).
     #[arg(long)]
     pub(crate) no_spread: bool,
+}
+
+/// The body of a publish request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PubFormat {
+    /// The event data as the raw body (Herald, nchan).
+    Raw,
+    /// `{"items":[{"channel":TOPIC,"formats":{"http-stream":{"content":"data: DATA\n\n"}}}]}`
+    /// (Pushpin's control API).
+    Grip,
 }
 
 /// Validated settings of one run.
@@ -83,6 +103,7 @@ pub(crate) struct Plan {
     pub(crate) size: usize,
     pub(crate) sub_url: UrlTemplate,
     pub(crate) pub_url: UrlTemplate,
+    pub(crate) pub_format: PubFormat,
     pub(crate) batch: usize,
     pub(crate) topic_prefix: String,
     pub(crate) connect_concurrency: usize,
@@ -90,7 +111,8 @@ pub(crate) struct Plan {
     pub(crate) max_connect_failures: u64,
     pub(crate) idle: Duration,
     pub(crate) timeout: Duration,
-    pub(crate) server_pid: Option<u32>,
+    /// Empty: no server figures.
+    pub(crate) server_pids: Vec<u32>,
     pub(crate) label: String,
     pub(crate) spread: bool,
 }
@@ -143,11 +165,24 @@ impl Args {
         if self.batch == 0 || self.batch > 10_000 {
             return Err("--batch must be between 1 and 10000".into());
         }
+        if self.batch > 1 && self.pub_format != PubFormat::Raw {
+            return Err(
+                "--batch is for Herald's JSON batches: use it with --pub-format raw".into(),
+            );
+        }
+        if self.server_pid.contains(&0) {
+            return Err("--server-pid must be a process id, not 0".into());
+        }
         let pub_url = if self.batch > 1 {
             UrlTemplate::parse_plain("--batch-url", &self.batch_url)?
+        } else if self.pub_format == PubFormat::Grip {
+            UrlTemplate::parse_plain("--pub-url", &self.pub_url)?
         } else {
             UrlTemplate::parse("--pub-url", &self.pub_url)?
         };
+        let mut server_pids = self.server_pid.clone();
+        server_pids.sort_unstable();
+        server_pids.dedup();
         let period = (self.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / self.rate));
         let suffix: u16 = rand::random();
         Ok(Plan {
@@ -160,6 +195,7 @@ impl Args {
             size: self.size,
             sub_url: UrlTemplate::parse("--sub-url", &self.sub_url)?,
             pub_url,
+            pub_format: self.pub_format,
             batch: self.batch,
             topic_prefix: format!("{}-{suffix:04x}", self.topic_prefix),
             connect_concurrency: self.connect_concurrency,
@@ -167,7 +203,7 @@ impl Args {
             max_connect_failures: self.max_connect_failures,
             idle: secs("--idle-secs", self.idle_secs)?,
             timeout: secs("--timeout", self.timeout)?,
-            server_pid: self.server_pid,
+            server_pids,
             label: self.label.clone().unwrap_or_else(|| self.default_label()),
             spread: !self.no_spread,
         })
@@ -190,5 +226,58 @@ impl Plan {
     /// Name of topic `t`.
     pub(crate) fn topic(&self, t: u64) -> String {
         format!("{}-{t}", self.topic_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn plan(argv: &[&str]) -> Result<Plan, String> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.args.plan()
+    }
+
+    #[test]
+    fn server_pids_come_comma_separated_or_repeated() {
+        assert!(plan(&[]).unwrap().server_pids.is_empty());
+        assert_eq!(plan(&["--server-pid", "7"]).unwrap().server_pids, [7]);
+        let p = plan(&[
+            "--server-pid",
+            "9,7",
+            "--server-pid",
+            "8",
+            "--server-pid",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(p.server_pids, [7, 8, 9]);
+        assert!(plan(&["--server-pid", "0"]).is_err());
+        assert!(plan(&["--server-pid", "7,x"]).is_err());
+    }
+
+    #[test]
+    fn grip_publishing_needs_no_topic_in_the_url_and_no_batch() {
+        let p = plan(&[
+            "--pub-format",
+            "grip",
+            "--pub-url",
+            "http://127.0.0.1:5561/publish/",
+        ])
+        .unwrap();
+        assert_eq!(p.pub_format, PubFormat::Grip);
+        assert_eq!(p.pub_url.target("t"), "/publish/");
+        assert!(plan(&["--pub-url", "http://127.0.0.1:5561/publish/"]).is_err());
+        let e = plan(&["--pub-format", "grip", "--batch", "10"]).unwrap_err();
+        assert!(e.contains("--batch"), "{e}");
     }
 }

@@ -15,8 +15,10 @@
 //!   reordered events.
 //! - `publisher.rs`: keep-alive HTTP/1.1 publishers (hyper's client); topic
 //!   `t` always goes through publisher `t % P`, one event at a time, so each
-//!   topic's order is the sequence order.
-//! - `server_stats.rs`: the server's CPU, RSS and write syscalls from /proc.
+//!   topic's order is the sequence order. The body is the raw data, a GRIP
+//!   item (Pushpin) or a Herald JSON batch.
+//! - `server_stats.rs`: the server's CPU, RSS and write syscalls from /proc,
+//!   added up over its processes (nginx's workers, Pushpin's parts).
 //! - `report.rs`: the table and the JSON line.
 //!
 //! URL templates (`target.rs`) make the same run drive other hubs (nchan,

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::args::PubFormat;
 use crate::payload;
 use crate::run::Ctx;
 
@@ -77,8 +78,19 @@ async fn open(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     Ok(sender)
 }
 
-/// The request for `seqs`: the raw data of one event to its topic's URL, or
-/// (with `--batch`) a Herald JSON batch of all of them.
+/// A GRIP publish of `data` as one SSE event on channel `topic` (Pushpin's
+/// control API); `data` is the bench's payload, one line of ASCII.
+fn grip_item(topic: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+    let frame = format!("data: {}\n\n", String::from_utf8_lossy(data));
+    serde_json::to_vec(&serde_json::json!({
+        "items": [{"channel": topic, "formats": {"http-stream": {"content": frame}}}]
+    }))
+    .map_err(|e| format!("grip item: {e}"))
+}
+
+/// The request for `seqs`: one event to its topic's URL (its raw data, or a
+/// GRIP item with `--pub-format grip`), or (with `--batch`) a Herald JSON
+/// batch of all of them.
 fn request(seqs: &[u64], ctx: &Ctx) -> Result<hyper::Request<Full<Bytes>>, String> {
     let plan = &ctx.plan;
     let now = ctx.now_us();
@@ -97,8 +109,13 @@ fn request(seqs: &[u64], ctx: &Ctx) -> Result<hyper::Request<Full<Bytes>>, Strin
         (plan.pub_url.target(""), "application/json", body)
     } else {
         let seq = seqs[0];
-        let target = plan.pub_url.target(&plan.topic(seq % plan.topics));
-        (target, "text/plain", payload::encode(seq, now, plan.size))
+        let topic = plan.topic(seq % plan.topics);
+        let target = plan.pub_url.target(&topic);
+        let data = payload::encode(seq, now, plan.size);
+        match plan.pub_format {
+            PubFormat::Raw => (target, "text/plain", data),
+            PubFormat::Grip => (target, "application/json", grip_item(&topic, &data)?),
+        }
     };
     hyper::Request::post(target)
         .header(hyper::header::HOST, plan.pub_url.authority.as_str())
@@ -148,5 +165,23 @@ async fn publish(
             "publish answered {status}: {}",
             String::from_utf8_lossy(&body).trim()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grip_item_carries_one_sse_frame_for_the_channel() {
+        let body = grip_item("bench-00ff-3", b"7 1234 xx").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"items": [{
+                "channel": "bench-00ff-3",
+                "formats": {"http-stream": {"content": "data: 7 1234 xx\n\n"}}
+            }]})
+        );
     }
 }

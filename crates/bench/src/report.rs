@@ -48,6 +48,8 @@ pub(crate) struct Report {
     pub(crate) unexpected: u64,
     /// Subscribers whose stream ended before their last expected event.
     pub(crate) closed_early: u64,
+    /// How the first of those streams ended (e.g. "closed by the server").
+    pub(crate) first_stream_error: Option<String>,
     pub(crate) timed_out: bool,
     pub(crate) server: Option<ServerCost>,
 }
@@ -126,6 +128,7 @@ impl Report {
                 "server_writes_per_delivery",
                 json!(opt(self.writes_per_delivery(), 4)),
             ),
+            ("first_stream_error", json!(self.first_stream_error)),
         ]
     }
 
@@ -186,6 +189,9 @@ impl Report {
         ];
         if let Some(e) = &self.first_publish_error {
             rows.push(("first publish error", e.clone()));
+        }
+        if let Some(e) = &self.first_stream_error {
+            rows.push(("first early close", e.clone()));
         }
         if let Some(s) = &self.server {
             rows.push((

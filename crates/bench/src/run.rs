@@ -72,9 +72,10 @@ pub(crate) struct Abort(pub String);
 pub(crate) async fn execute(plan: Plan) -> Result<Report, Abort> {
     let sub_addr = plan.sub_url.resolve().await.map_err(Abort)?;
     let pub_addr = plan.pub_url.resolve().await.map_err(Abort)?;
-    let proc = match plan.server_pid {
-        Some(pid) => Some(ProcReader::new(pid).map_err(Abort)?),
-        None => None,
+    let proc = if plan.server_pids.is_empty() {
+        None
+    } else {
+        Some(ProcReader::new(&plan.server_pids).map_err(Abort)?)
     };
     let sample = |p: &Option<ProcReader>| -> Result<Option<ProcSample>, Abort> {
         p.as_ref().map(|r| r.sample().map_err(Abort)).transpose()
@@ -322,6 +323,9 @@ fn add_up(ctx: &Ctx, subs: &[SubResult], pubs: &[PubResult]) -> Report {
         r.out_of_order += s.out_of_order;
         r.unexpected += s.unexpected;
         r.closed_early += u64::from(s.stream_error.is_some());
+        if r.first_stream_error.is_none() {
+            r.first_stream_error.clone_from(&s.stream_error);
+        }
     }
     for p in pubs {
         r.published += p.accepted;
