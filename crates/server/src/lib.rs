@@ -15,6 +15,7 @@
 //! - [`metrics`]: `/metrics` and `/readyz`, built at scrape time from the counters.
 //! - [`ticker`]: the shared heartbeat clock (no timer per connection).
 //! - [`options`]: what the server needs to know, already validated.
+//! - [`web`]: the browser client (`web/herald.js`), embedded and served at `/herald.js`.
 //!
 //! Data flow: socket → [`head`] → route → [`herald_core::Hub`] → transport writer → socket.
 
@@ -32,6 +33,7 @@ pub mod rejection;
 pub mod routes;
 pub mod ticker;
 pub mod transports;
+pub mod web;
 
 pub use listener::{Server, serve};
 pub use options::ServerOptions;
