@@ -54,7 +54,9 @@ pub async fn handle(
         }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
         (_, "/publish" | "/bosh") => Err(not_allowed("POST")),
-        (_, "/sse" | "/stream" | "/poll" | "/ws") => Err(not_allowed("GET")),
+        (_, "/sse" | "/stream" | "/poll" | "/ws" | "/herald.js" | "/herald.d.ts") => {
+            Err(not_allowed("GET"))
+        }
         _ => Err(Rejection::new(
             StatusCode::NOT_FOUND,
             "not_found",
