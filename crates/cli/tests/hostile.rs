@@ -47,7 +47,10 @@ fn with_claims(claims: &str, header: Option<&str>) -> String {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// One raw request: method, target, extra header lines, body.
@@ -89,33 +92,70 @@ fn malicious_requests_get_exact_errors_and_leave_history_unchanged() {
     let mut hub = Hub::start_in(
         tmp.path(),
         "127.0.0.1:0",
-        &["--jwt-secret", SECRET, "--max-topics", "8", "--max-body-bytes", "65536", "--max-data-bytes", "32768"],
+        &[
+            "--jwt-secret",
+            SECRET,
+            "--max-topics",
+            "8",
+            "--max-body-bytes",
+            "65536",
+            "--max-data-bytes",
+            "32768",
+        ],
     );
     hub.keep_dir(tmp);
     let now = SystemTime::now();
     let hour = Duration::from_secs(3600);
-    let writer = format!("Authorization: Bearer {}", sign(&["t", "u"], &["t"], hour, now));
+    let writer = format!(
+        "Authorization: Bearer {}",
+        sign(&["t", "u"], &["t"], hour, now)
+    );
     let reader = format!("Authorization: Bearer {}", sign(&[], &["t"], hour, now));
     let auth = |t: &str| format!("Authorization: Bearer {t}");
 
     // The history before: three events on t.
     let mut before = Vec::new();
     for data in ["one", "two\nlines", "three"] {
-        let (s, b) = request(hub.addr, "POST", "/publish?topic=t", &[("Authorization", &writer[15..])], data.as_bytes());
+        let (s, b) = request(
+            hub.addr,
+            "POST",
+            "/publish?topic=t",
+            &[("Authorization", &writer[15..])],
+            data.as_bytes(),
+        );
         assert_eq!(s, 200, "{b}");
-        before.push(serde_json::from_str::<Value>(&b).unwrap()["id"].as_str().unwrap().to_string());
+        before.push(
+            serde_json::from_str::<Value>(&b).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
 
-    let json = |body: &str| raw("POST", "/publish", &[writer.clone(), "Content-Type: application/json".into()], body.as_bytes());
-    let publish = |q: &str, body: &[u8]| raw("POST", &format!("/publish?{q}"), &[writer.clone()], body);
+    let json = |body: &str| {
+        raw(
+            "POST",
+            "/publish",
+            &[writer.clone(), "Content-Type: application/json".into()],
+            body.as_bytes(),
+        )
+    };
+    let publish =
+        |q: &str, body: &[u8]| raw("POST", &format!("/publish?{q}"), &[writer.clone()], body);
     let get = |target: &str| raw("GET", target, &[reader.clone()], b"");
     let ws = |extra: &[&str]| {
-        let mut h = vec![reader.clone(), "Upgrade: websocket".into(), "Connection: Upgrade".into()];
+        let mut h = vec![
+            reader.clone(),
+            "Upgrade: websocket".into(),
+            "Connection: Upgrade".into(),
+        ];
         h.extend(extra.iter().map(|s| s.to_string()));
         raw("GET", "/ws", &h, b"")
     };
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-    let big_batch: Vec<String> = (0..1001).map(|_| r#"{"topic":"t","data":"x"}"#.to_string()).collect();
+    let big_batch: Vec<String> = (0..1001)
+        .map(|_| r#"{"topic":"t","data":"x"}"#.to_string())
+        .collect();
     let bosh = |body: &str| raw("POST", "/bosh", &[reader.clone()], body.as_bytes());
 
     let cases = vec![
@@ -226,7 +266,13 @@ fn malicious_requests_get_exact_errors_and_leave_history_unchanged() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 
     // The hub is alive and the history is exactly what it was.
     let epoch = before[0].split('-').next().unwrap();
@@ -234,13 +280,26 @@ fn malicious_requests_get_exact_errors_and_leave_history_unchanged() {
         hub.addr,
         "GET",
         &format!("/poll?topic=t&topic=u&since={epoch}-0&timeout=0"),
-        &[("Authorization", &format!("Bearer {}", sign(&[], &["t", "u"], hour, now)))],
+        &[(
+            "Authorization",
+            &format!("Bearer {}", sign(&[], &["t", "u"], hour, now)),
+        )],
         b"",
     );
     assert_eq!(s, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
-    let ids: Vec<&str> = answer["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = answer["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, before.iter().map(String::as_str).collect::<Vec<_>>());
-    let data: Vec<&str> = answer["events"].as_array().unwrap().iter().map(|e| e["data"].as_str().unwrap()).collect();
+    let data: Vec<&str> = answer["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
     assert_eq!(data, vec!["one", "two\nlines", "three"]);
 }
