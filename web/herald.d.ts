@@ -107,7 +107,7 @@ export interface Subscription {
   readonly state: State;
   readonly topics: readonly string[];
   readonly hubUrl: string;
-  /** Stops for good: the connection is closed and no callback runs afterwards. */
+  /** Stops for good: the connection is closed; after onStateChange reports `closed`, no callback runs. */
   close(): void;
 }
 

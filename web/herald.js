@@ -322,7 +322,10 @@ function openPoll(link, jsonp) {
       if (abort.signal.aborted) return;
       if (typeof body.last_event_id === 'string' && body.last_event_id) link.cursor(body.last_event_id);
     }
-  })();
+  })().catch((err) => {
+    abort.abort();
+    link.failed(new HeraldError(`${transport}: ${err?.message ?? err}`, { transport, cause: err }));
+  });
   return { close() { abort.abort(); } };
 }
 
@@ -357,9 +360,12 @@ class Subscription {
   /** Set when a connection dropped before any position was known: a gap is possible. */
   #unpositionedDrop = false;
   #everOpened = false;
+  /** The transport of the last onStateChange. */
+  #reported = null;
 
   constructor(hubUrl, topics, options) {
     this.#hubUrl = String(hubUrl);
+    endpoint(this.#hubUrl, '/'); // throws a TypeError now for a URL that cannot work
     this.#topics = Object.freeze([].concat(topics).map(String));
     if (this.#topics.length === 0) throw new TypeError('herald.subscribe: at least one topic');
     const opts = { ...DEFAULTS };
@@ -385,7 +391,7 @@ class Subscription {
   get topics() { return this.#topics; }
   get hubUrl() { return this.#hubUrl; }
 
-  /** Stops for good; no callback runs afterwards. */
+  /** Stops for good: after onStateChange reports 'closed', no callback runs. */
   close() {
     if (this.#closed) return;
     this.#closed = true;
@@ -409,9 +415,11 @@ class Subscription {
     }
   }
 
+  /** Reports a change of state or of transport. */
   #setState(state) {
-    if (this.#state === state) return;
+    if (this.#state === state && this.#reported === this.#transport) return;
     this.#state = state;
+    this.#reported = this.#transport;
     this.#call('onStateChange', { state, transport: this.#transport });
   }
 

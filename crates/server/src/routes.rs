@@ -48,7 +48,9 @@ pub async fn handle(
             );
             Ok(r)
         }
-        (&Method::GET | &Method::HEAD, "/herald.js") => Ok(web::serve(web::File::Module, req.headers())),
+        (&Method::GET | &Method::HEAD, "/herald.js") => {
+            Ok(web::serve(web::File::Module, req.headers()))
+        }
         (&Method::GET | &Method::HEAD, "/herald.d.ts") => {
             Ok(web::serve(web::File::Types, req.headers()))
         }
