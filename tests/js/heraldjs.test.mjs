@@ -8,8 +8,9 @@
 // Covered: each transport forced in turn (exact ids, types and data, resets
 // reported, nothing after close); a blocked WebSocket falling back to
 // EventSource, and to JSONP when the hub does not list the page's origin;
-// the hub stopped and killed under the page, which resumes with no loss and
-// no duplicate on every transport; publishing from the page; where tokens go.
+// the hub stopped and killed under the page, which is kept away until events
+// were published and then resumes with no loss and no duplicate on every
+// transport; publishing from the page; where tokens go.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -256,9 +257,36 @@ hubTest('herald.js: with WebSocket blocked and the page origin not listed, JSONP
 
 // -------------------------------------------------------- hub restarts
 
+/**
+ * An init script: while `window.holdNet` is true, every new connection the
+ * page opens (WebSocket, EventSource, fetch, script tag to /poll) goes to a
+ * port where nothing answers. Tests hold the page off the restarted hub until
+ * they have published, so reconnection must replay what was missed.
+ */
+const HOLD_NETWORK = `
+  window.holdNet = false;
+  window.heldAttempts = 0;
+  const nowhere = (url) => { window.heldAttempts += 1; const u = new URL(url); u.port = '1'; return u.toString(); };
+  const RealWebSocket = window.WebSocket;
+  window.WebSocket = class extends RealWebSocket {
+    constructor(url, protocols) { super(window.holdNet ? nowhere(url) : url, protocols); }
+  };
+  const RealEventSource = window.EventSource;
+  window.EventSource = class extends RealEventSource {
+    constructor(url, init) { super(window.holdNet ? nowhere(url) : url, init); }
+  };
+  const realFetch = window.fetch;
+  window.fetch = (input, init) => realFetch(window.holdNet ? nowhere(String(input)) : input, init);
+  const src = Object.getOwnPropertyDescriptor(HTMLScriptElement.prototype, 'src');
+  Object.defineProperty(HTMLScriptElement.prototype, 'src', {
+    configurable: true,
+    get() { return src.get.call(this); },
+    set(v) { src.set.call(this, window.holdNet && String(v).includes('/poll') ? nowhere(String(v)) : v); },
+  });`;
+
 for (const transport of ['ws', 'sse', 'poll', 'jsonp']) {
   hubTest(`herald.js on ${transport}: the hub stopped and killed under the page, no loss, no duplicate`, async (ctx) => {
-    const { hub, until, start } = await setup(ctx);
+    const { hub, until, start, page } = await setup(ctx, { init: HOLD_NETWORK });
     const topic = uniqueTopic(`heraldjs-restart-${transport}`);
     const { expected, pub } = recorder(hub, topic);
     await start([topic], { transports: [transport], eventTypes: ['kind'] });
@@ -266,21 +294,30 @@ for (const transport of ['ws', 'sse', 'poll', 'jsonp']) {
     await pub('before 1');
     await pub('before 2');
     await until('2 events', (st) => st.events.length >= 2);
+    const hold = (on) => page.evaluate((v) => { window.holdNet = v; window.heldAttempts = 0; }, on);
+    const heldAttempts = () => page.evaluate(() => window.heldAttempts);
 
     // Graceful stop (WebSocket close 1001, SSE end of stream, held polls
-    // answered), then events published before the page is back.
+    // answered); the page is kept away from the restarted hub until events
+    // were published, so it must replay them from its last id.
+    await hold(true);
     await hub.terminate();
     await hub.restart();
     await pub('after the stop 1');
     await pub('after the stop 2', 'kind');
+    await waitFor('the page to try to reconnect', async () => (await heldAttempts()) >= 1, { timeoutMs: 30_000 });
+    await hold(false);
     await until('the events published after the stop', (st) => st.events.length >= 4 && st.state === 'open', 45_000);
 
     // A crash: no goodbye at all.
     await pub('before the crash');
     await until('5 events', (st) => st.events.length >= 5);
+    await hold(true);
     await hub.kill();
     await hub.restart();
     await pub('after the crash');
+    await waitFor('the page to try to reconnect', async () => (await heldAttempts()) >= 1, { timeoutMs: 30_000 });
+    await hold(false);
     await until('the event published after the crash', (st) => st.events.length >= 6 && st.state === 'open', 45_000);
     await pub('live at the end');
     await until('7 events', (st) => st.events.length >= 7);
