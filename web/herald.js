@@ -362,6 +362,7 @@ class Subscription {
   #everOpened = false;
   /** The transport of the last onStateChange. */
   #reported = null;
+  #onOnline = null;
 
   constructor(hubUrl, topics, options) {
     this.#hubUrl = String(hubUrl);
@@ -378,6 +379,16 @@ class Subscription {
     if (chain.length === 0) throw new TypeError('herald.subscribe: no transports');
     this.#chain = Object.freeze([...chain]);
     this.#lastEventId = opts.lastEventId ? String(opts.lastEventId) : null;
+    // Back online: a connection waiting out its back-off retries at once.
+    if (typeof globalThis.addEventListener === 'function') {
+      this.#onOnline = () => {
+        if (this.#closed || this.#conn || this.#timer === null) return;
+        clearTimeout(this.#timer);
+        this.#timer = null;
+        this.#connect();
+      };
+      globalThis.addEventListener('online', this.#onOnline);
+    }
     // Start after the caller has the handle.
     queueMicrotask(() => this.#connect());
   }
@@ -398,6 +409,7 @@ class Subscription {
     this.#attempt += 1;
     clearTimeout(this.#timer);
     clearTimeout(this.#connectTimer);
+    if (this.#onOnline) globalThis.removeEventListener('online', this.#onOnline);
     this.#conn?.close();
     this.#conn = null;
     this.#setState('closed');
@@ -548,7 +560,10 @@ class Subscription {
     const delay = Math.floor(Math.random() * cap);
     if (this.#everOpened) this.#setState('reconnecting');
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#connect(), delay);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#connect();
+    }, delay);
   }
 }
 

@@ -36,6 +36,17 @@ fn split(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     (status, headers, raw[end + 4..].to_vec())
 }
 
+/// The served bytes are the file's (without printing both files on failure).
+fn same_bytes(served: &[u8], file: &[u8], what: &str) {
+    assert!(
+        served == file,
+        "{what} ({} bytes) is not the file in web/ ({} bytes); first difference at byte {:?}",
+        served.len(),
+        file.len(),
+        served.iter().zip(file).position(|(a, b)| a != b)
+    );
+}
+
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -51,7 +62,7 @@ fn herald_js_is_served_byte_for_byte_with_cache_and_cors_headers() {
     let raw = raw_request(hub.addr, "GET", "/herald.js", &[], b"");
     let (status, headers, body) = split(&raw);
     assert_eq!(status, 200);
-    assert_eq!(body, file, "/herald.js must be web/herald.js exactly");
+    same_bytes(&body, &file, "/herald.js");
     assert_eq!(
         header(&headers, "content-type"),
         Some("text/javascript; charset=utf-8")
@@ -91,7 +102,7 @@ fn herald_js_is_served_byte_for_byte_with_cache_and_cors_headers() {
     );
     let (status, _, body) = split(&raw);
     assert_eq!(status, 200);
-    assert_eq!(body, file);
+    same_bytes(&body, &file, "/herald.js after another tag");
 
     // An unlisted page origin may still import it; a listed one gets its own CORS answer.
     let raw = raw_request(
@@ -103,7 +114,7 @@ fn herald_js_is_served_byte_for_byte_with_cache_and_cors_headers() {
     );
     let (_, headers, body) = split(&raw);
     assert_eq!(header(&headers, "access-control-allow-origin"), Some("*"));
-    assert_eq!(body, file);
+    same_bytes(&body, &file, "/herald.js for another origin");
     let raw = raw_request(hub.addr, "GET", "/herald.js", &[("Origin", APP)], b"");
     let (_, headers, _) = split(&raw);
     assert_eq!(header(&headers, "access-control-allow-origin"), Some(APP));
@@ -132,7 +143,7 @@ fn herald_d_ts_is_served_byte_for_byte() {
     let raw = raw_request(hub.addr, "GET", "/herald.d.ts", &[], b"");
     let (status, headers, body) = split(&raw);
     assert_eq!(status, 200);
-    assert_eq!(body, web_file("herald.d.ts"));
+    same_bytes(&body, &web_file("herald.d.ts"), "/herald.d.ts");
     assert_eq!(
         header(&headers, "content-type"),
         Some("text/plain; charset=utf-8")
