@@ -140,9 +140,15 @@ fn malicious_requests_get_exact_errors_and_leave_history_unchanged() {
             body.as_bytes(),
         )
     };
-    let publish =
-        |q: &str, body: &[u8]| raw("POST", &format!("/publish?{q}"), &[writer.clone()], body);
-    let get = |target: &str| raw("GET", target, &[reader.clone()], b"");
+    let publish = |q: &str, body: &[u8]| {
+        raw(
+            "POST",
+            &format!("/publish?{q}"),
+            std::slice::from_ref(&writer),
+            body,
+        )
+    };
+    let get = |target: &str| raw("GET", target, std::slice::from_ref(&reader), b"");
     let ws = |extra: &[&str]| {
         let mut h = vec![
             reader.clone(),
@@ -156,7 +162,14 @@ fn malicious_requests_get_exact_errors_and_leave_history_unchanged() {
     let big_batch: Vec<String> = (0..1001)
         .map(|_| r#"{"topic":"t","data":"x"}"#.to_string())
         .collect();
-    let bosh = |body: &str| raw("POST", "/bosh", &[reader.clone()], body.as_bytes());
+    let bosh = |body: &str| {
+        raw(
+            "POST",
+            "/bosh",
+            std::slice::from_ref(&reader),
+            body.as_bytes(),
+        )
+    };
 
     let cases = vec![
         // Forging SSE fields through type, id and retry.
@@ -216,8 +229,8 @@ fn malicious_requests_get_exact_errors_and_leave_history_unchanged() {
         case("too many topics", get(&format!("/poll?{}&timeout=0", (0..9).map(|i| format!("topic=t{i}")).collect::<Vec<_>>().join("&"))), 400, "invalid_topic"),
         case("dot segments in the path", get("/sse/../publish?topic=t"), 404, "not_found"),
         case("encoded dot segments", get("/%2e%2e/publish?topic=t"), 404, "not_found"),
-        case("double slash", raw("POST", "//publish?topic=t", &[writer.clone()], b"x"), 404, "not_found"),
-        case("wrong method", raw("DELETE", "/publish?topic=t", &[writer.clone()], b""), 405, "method_not_allowed"),
+        case("double slash", raw("POST", "//publish?topic=t", std::slice::from_ref(&writer), b"x"), 404, "not_found"),
+        case("wrong method", raw("DELETE", "/publish?topic=t", std::slice::from_ref(&writer), b""), 405, "method_not_allowed"),
         // JSONP callbacks that try to inject script.
         case("callback with a call", get("/poll?topic=t&timeout=0&callback=alert(1)"), 400, "invalid_callback"),
         case("callback closing the script", get("/poll?topic=t&timeout=0&callback=%3C/script%3E"), 400, "invalid_callback"),
