@@ -19,6 +19,7 @@
 //!   reloaded from its files while the server runs. TLS connections skip the
 //!   lean path: after the handshake hyper serves HTTP/2 or HTTP/1.1
 //!   (`listener/tls.rs`).
+//! - [`web`]: the browser client (`web/herald.js`), embedded and served at `/herald.js`.
 //!
 //! Data flow: socket → [`head`] → route → [`herald_core::Hub`] → transport writer → socket.
 
@@ -37,6 +38,7 @@ pub mod routes;
 pub mod ticker;
 pub mod tls;
 pub mod transports;
+pub mod web;
 
 pub use listener::{Server, serve};
 pub use options::ServerOptions;

@@ -16,6 +16,7 @@ use crate::publish;
 use crate::rejection::Rejection;
 use crate::transports::stream::{self, Body};
 use crate::transports::{bosh, poll, ws};
+use crate::web;
 
 /// Routes one request.
 pub async fn handle(
@@ -47,9 +48,17 @@ pub async fn handle(
             );
             Ok(r)
         }
+        (&Method::GET | &Method::HEAD, "/herald.js") => {
+            Ok(web::serve(web::File::Module, req.headers()))
+        }
+        (&Method::GET | &Method::HEAD, "/herald.d.ts") => {
+            Ok(web::serve(web::File::Types, req.headers()))
+        }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
         (_, "/publish" | "/bosh") => Err(not_allowed("POST")),
-        (_, "/sse" | "/stream" | "/poll" | "/ws") => Err(not_allowed("GET")),
+        (_, "/sse" | "/stream" | "/poll" | "/ws" | "/herald.js" | "/herald.d.ts") => {
+            Err(not_allowed("GET"))
+        }
         _ => Err(Rejection::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -70,7 +79,8 @@ GET  /ws[?topic=T]           WebSocket: JSON subscribe, unsubscribe, publish, pi
 POST /bosh                   BOSH (XEP-0124) sessions carrying the same operations\n\
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
-GET  /metrics                Prometheus / OpenMetrics metrics\n";
+GET  /metrics                Prometheus / OpenMetrics metrics\n\
+GET  /herald.js              the browser client (ES module; types at /herald.d.ts)\n";
 
 fn not_allowed(allow: &'static str) -> Rejection {
     Rejection::new(
