@@ -118,6 +118,13 @@ fuzz_target!(|input: Input| {
                 panic!("U+{:04X} is not an XML 1.0 character: {text:?}", c as u32);
             }
             let req = body::parse(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+            // The payloads come back as the same JSON (U+FFFE and U+FFFF,
+            // which XML forbids, travel as JSON escapes).
+            let json = |t: &[u8]| serde_json::from_slice::<serde_json::Value>(t).unwrap();
+            assert_eq!(req.ops.len(), texts.len(), "{text:?}");
+            for (got, sent) in req.ops.iter().zip(&texts) {
+                assert_eq!(json(got.as_bytes()), json(sent), "{text:?}");
+            }
             let want = body::Request {
                 rid,
                 sid,
@@ -127,10 +134,7 @@ fuzz_target!(|input: Input| {
                 ack,
                 terminate,
                 content,
-                ops: texts
-                    .iter()
-                    .map(|t| String::from_utf8(t.clone()).unwrap())
-                    .collect(),
+                ops: req.ops.clone(),
             };
             assert_eq!(req, want, "{text:?}");
         }

@@ -390,7 +390,8 @@ fn clearly_valid(h: &HeaderSpec, p: &PayloadSpec, sign: Algorithm, now_offset: i
     let future = |d: &Option<Date>| matches!(d, Some(Date::Relative(s)) if *s >= 60);
     let past_or_none = |d: &Option<Date>| match d {
         None | Some(Date::Null) => true,
-        Some(Date::Relative(s)) => *s <= -60,
+        // NumericDates before 1970 are refused as malformed (by design).
+        Some(Date::Relative(s)) => *s <= -60 && NOW_SECS as i64 + i64::from(*s) >= 0,
         _ => false,
     };
     let grants_ok = match herald {
