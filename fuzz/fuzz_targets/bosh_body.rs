@@ -67,10 +67,12 @@ fn is_xml_char(c: char) -> bool {
     matches!(c as u32, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
 }
 
-/// An attribute value the hub could write: no control characters (the
-/// renderer's callers write numbers, hex ids and condition names).
+/// An attribute value the hub could write: XML characters other than
+/// controls (the renderer's callers write numbers, hex ids and condition
+/// names, never client text; XML has no escape for U+FFFF in an attribute).
 fn clean(s: &Option<String>) -> Option<String> {
-    s.clone().filter(|v| !v.chars().any(char::is_control))
+    s.clone()
+        .filter(|v| v.chars().all(|c| is_xml_char(c) && !c.is_control()))
 }
 
 fuzz_target!(|input: Input| {

@@ -183,6 +183,8 @@ fn version(v: &str) -> Option<(u32, u32)> {
 }
 
 /// Writes a response body with `attrs` and Herald payloads (JSON texts).
+/// Attribute values are escaped but must hold only XML 1.0 characters (the
+/// hub writes numbers, hex ids and condition names there, never client text).
 pub fn render<'a>(
     attrs: &[(&str, String)],
     payloads: impl IntoIterator<Item = &'a [u8]>,
