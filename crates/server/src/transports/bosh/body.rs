@@ -183,6 +183,8 @@ fn version(v: &str) -> Option<(u32, u32)> {
 }
 
 /// Writes a response body with `attrs` and Herald payloads (JSON texts).
+/// Attribute values are escaped but must hold only XML 1.0 characters (the
+/// hub writes numbers, hex ids and condition names there, never client text).
 pub fn render<'a>(
     attrs: &[(&str, String)],
     payloads: impl IntoIterator<Item = &'a [u8]>,
@@ -216,14 +218,31 @@ pub fn render<'a>(
 }
 
 /// Escapes character data: `&`, `<` and `>`. JSON text never holds control
-/// characters other than as escapes, so the result is always valid XML 1.0.
+/// characters other than as escapes, but may hold U+FFFE and U+FFFF raw in
+/// strings, which are not XML 1.0 characters at all (a browser's parser
+/// refuses the whole body): those are written as the JSON escapes `\ufffe`
+/// and `\uffff` (outside strings JSON never holds them, so the JSON means
+/// the same). The result is always valid XML 1.0.
 fn escape_text(text: &[u8], out: &mut Vec<u8>) {
-    for &b in text {
-        match b {
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
             b'&' => out.extend_from_slice(b"&amp;"),
             b'<' => out.extend_from_slice(b"&lt;"),
             b'>' => out.extend_from_slice(b"&gt;"),
-            _ => out.push(b),
+            // U+FFFE is EF BF BE and U+FFFF is EF BF BF in UTF-8.
+            0xEF if text.get(i + 1) == Some(&0xBF)
+                && matches!(text.get(i + 2), Some(0xBE | 0xBF)) =>
+            {
+                out.extend_from_slice(if text[i + 2] == 0xBE {
+                    b"\\ufffe"
+                } else {
+                    b"\\uffff"
+                });
+                i += 2;
+            }
+            b => out.push(b),
         }
+        i += 1;
     }
 }

@@ -99,3 +99,17 @@ fn responses_escape_json_and_keep_attributes() {
         "<body xmlns='http://jabber.org/protocol/httpbind'/>"
     );
 }
+
+/// U+FFFE and U+FFFF are valid in JSON strings but not XML 1.0 characters:
+/// an event holding them must not make the answer unparseable for browsers
+/// (found by the `bosh_body` fuzz target's XML `Char` check).
+#[test]
+fn noncharacters_in_payloads_are_written_as_json_escapes() {
+    let json = "{\"data\":\"a\u{fffe}b\u{ffff}c\u{fffd}\"}";
+    let out = String::from_utf8(body::render(&[("rid", "1".into())], [json.as_bytes()])).unwrap();
+    assert!(!out.contains(['\u{fffe}', '\u{ffff}']), "{out:?}");
+    assert!(out.contains(r#"a\ufffeb\uffffc"#), "{out:?}");
+    let ops = body::parse(&out).unwrap().ops;
+    let v: serde_json::Value = serde_json::from_str(&ops[0]).unwrap();
+    assert_eq!(v["data"], "a\u{fffe}b\u{ffff}c\u{fffd}");
+}
