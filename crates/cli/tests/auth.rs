@@ -11,35 +11,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{Hub, Sse, request};
 use futures_util::{SinkExt, StreamExt};
-use herald_auth::{Algorithm, Grants, SigningKey, TopicPattern, mint};
 use serde_json::{Value, json};
 use tokio_websockets::{ClientBuilder, CloseCode, Message};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
 
 fn start(extra: &[&str]) -> Hub {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut args = vec!["--jwt-secret", SECRET];
-    args.extend_from_slice(extra);
-    let mut hub = Hub::start_in(tmp.path(), "127.0.0.1:0", &args);
-    hub.keep_dir(tmp);
-    hub
-}
-
-fn patterns(list: &[&str]) -> Vec<TopicPattern> {
-    list.iter()
-        .map(|p| TopicPattern::parse(p).unwrap())
-        .collect()
+    Hub::start_secure(SECRET, extra)
 }
 
 /// A token signed with the hub's secret, valid for `ttl` from `now`.
 fn token_at(publish: &[&str], subscribe: &[&str], ttl: Duration, now: SystemTime) -> String {
-    let key = SigningKey::from_secret(SECRET.as_bytes(), Algorithm::HS256).unwrap();
-    let grants = Grants {
-        publish: patterns(publish),
-        subscribe: patterns(subscribe),
-    };
-    mint(&key, &grants, ttl, now).unwrap()
+    common::mint_token(SECRET, publish, subscribe, ttl, now)
 }
 
 fn token(publish: &[&str], subscribe: &[&str]) -> String {
@@ -97,16 +80,13 @@ fn publishing_needs_a_token_that_covers_every_topic() {
         publish(a, "topic=news/1", Some(&expired)).1["error"],
         "token_expired"
     );
-    let other_key = {
-        let key =
-            SigningKey::from_secret(b"another-secret-another-secret-another", Algorithm::HS256)
-                .unwrap();
-        let grants = Grants {
-            publish: patterns(&["*"]),
-            subscribe: vec![],
-        };
-        mint(&key, &grants, Duration::from_secs(60), SystemTime::now()).unwrap()
-    };
+    let other_key = common::mint_token(
+        "another-secret-another-secret-another",
+        &["*"],
+        &[],
+        Duration::from_secs(60),
+        SystemTime::now(),
+    );
     assert_eq!(
         publish(a, "topic=news/1", Some(&other_key)).1["error"],
         "token_bad_signature"

@@ -8,37 +8,23 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::{Hub, raw_request};
-use herald_auth::{Algorithm, Grants, SigningKey, TopicPattern, mint};
 
 const SECRET: &str = "cors-test-secret-cors-test-secret-0123456789";
 const APP: &str = "http://app.example:3000";
 const EVIL: &str = "http://evil.example";
 
 fn hub() -> Hub {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut hub = Hub::start_in(
-        tmp.path(),
-        "127.0.0.1:0",
-        &[
-            "--jwt-secret",
-            SECRET,
-            "--anonymous-subscribe",
-            "--cors-origins",
-            APP,
-        ],
-    );
-    hub.keep_dir(tmp);
-    hub
+    Hub::start_secure(SECRET, &["--anonymous-subscribe", "--cors-origins", APP])
 }
 
 fn cookie() -> String {
-    let key = SigningKey::from_secret(SECRET.as_bytes(), Algorithm::HS256).unwrap();
-    let all = vec![TopicPattern::parse("*").unwrap()];
-    let grants = Grants {
-        publish: all.clone(),
-        subscribe: all,
-    };
-    let t = mint(&key, &grants, Duration::from_secs(600), SystemTime::now()).unwrap();
+    let t = common::mint_token(
+        SECRET,
+        &["*"],
+        &["*"],
+        Duration::from_secs(600),
+        SystemTime::now(),
+    );
     format!("herald_token={t}")
 }
 

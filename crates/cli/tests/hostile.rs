@@ -11,19 +11,12 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Hub, raw_bytes, request};
-use herald_auth::{Algorithm, Grants, SigningKey, TopicPattern, mint};
 use serde_json::Value;
 
 const SECRET: &str = "hostile-test-secret-hostile-test-secret-01";
 
 fn sign(publish: &[&str], subscribe: &[&str], ttl: Duration, now: SystemTime) -> String {
-    let key = SigningKey::from_secret(SECRET.as_bytes(), Algorithm::HS256).unwrap();
-    let p = |l: &[&str]| l.iter().map(|t| TopicPattern::parse(t).unwrap()).collect();
-    let grants = Grants {
-        publish: p(publish),
-        subscribe: p(subscribe),
-    };
-    mint(&key, &grants, ttl, now).unwrap()
+    common::mint_token(SECRET, publish, subscribe, ttl, now)
 }
 
 /// A token over arbitrary claims JSON, signed HS256 with the hub's secret,
@@ -88,13 +81,9 @@ fn case(name: &'static str, request: Vec<u8>, status: u16, needle: &'static str)
 
 #[test]
 fn malicious_requests_get_exact_errors_and_leave_history_unchanged() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut hub = Hub::start_in(
-        tmp.path(),
-        "127.0.0.1:0",
+    let hub = Hub::start_secure(
+        SECRET,
         &[
-            "--jwt-secret",
-            SECRET,
             "--max-topics",
             "8",
             "--max-body-bytes",
@@ -103,7 +92,6 @@ fn malicious_requests_get_exact_errors_and_leave_history_unchanged() {
             "32768",
         ],
     );
-    hub.keep_dir(tmp);
     let now = SystemTime::now();
     let hour = Duration::from_secs(3600);
     let writer = format!(
@@ -205,10 +193,7 @@ fn malicious_requests_get_exact_errors_and_leave_history_unchanged() {
         // Tokens.
         case("no token", raw("POST", "/publish?topic=t", &[], b"x"), 401, "unauthorized"),
         case("expired token", raw("POST", "/publish?topic=t", &[auth(&sign(&["t"], &[], Duration::from_secs(60), now - hour))], b"x"), 401, "token_expired"),
-        case("token from another key", raw("POST", "/publish?topic=t", &[auth(&{
-            let k = SigningKey::from_secret(b"some-other-secret-some-other-secret-0000", Algorithm::HS256).unwrap();
-            mint(&k, &Grants { publish: vec![TopicPattern::parse("*").unwrap()], subscribe: vec![] }, hour, now).unwrap()
-        })], b"x"), 401, "token_bad_signature"),
+        case("token from another key", raw("POST", "/publish?topic=t", &[auth(&common::mint_token("some-other-secret-some-other-secret-0000", &["*"], &[], hour, now))], b"x"), 401, "token_bad_signature"),
         case("alg none", raw("POST", "/publish?topic=t", &[auth(&format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{},"herald":{{"publish":["*"]}}}}"#, unix_now() + 600))))], b"x"), 401, "token_unsigned"),
         case("RS256 header over an HMAC signature", raw("POST", "/publish?topic=t", &[auth(&with_claims(&format!(r#"{{"exp":{},"herald":{{"publish":["*"]}}}}"#, unix_now() + 600), Some(r#"{"alg":"RS256","typ":"JWT"}"#)))], b"x"), 401, "token_alg"),
         case("grants of the wrong type", raw("POST", "/publish?topic=t", &[auth(&with_claims(&format!(r#"{{"exp":{},"herald":{{"publish":5}}}}"#, unix_now() + 600), None))], b"x"), 401, "token_bad_claims"),

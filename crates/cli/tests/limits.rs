@@ -10,7 +10,6 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{Hub, Sse, raw_request};
-use herald_auth::{Algorithm, Grants, SigningKey, TopicPattern, mint};
 
 const SECRET: &str = "limits-test-secret-limits-test-secret-0123";
 
@@ -66,28 +65,24 @@ fn connections_over_the_per_address_limit_get_429_and_the_total_limit_503() {
 
 #[test]
 fn publishing_faster_than_the_token_may_gets_429() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut hub = Hub::start_in(
-        tmp.path(),
-        "127.0.0.1:0",
+    let hub = Hub::start_secure(
+        SECRET,
         &[
-            "--jwt-secret",
-            SECRET,
             "--publish-rate-per-token",
             "5",
             "--publish-rate-per-address",
             "0",
         ],
     );
-    hub.keep_dir(tmp);
-    let key = SigningKey::from_secret(SECRET.as_bytes(), Algorithm::HS256).unwrap();
-    let grants = Grants {
-        publish: vec![TopicPattern::parse("*").unwrap()],
-        subscribe: vec![],
-    };
     let token = format!(
         "Bearer {}",
-        mint(&key, &grants, Duration::from_secs(600), SystemTime::now()).unwrap()
+        common::mint_token(
+            SECRET,
+            &["*"],
+            &[],
+            Duration::from_secs(600),
+            SystemTime::now()
+        )
     );
     let statuses: Vec<u16> = (0..8)
         .map(|_| {
@@ -137,27 +132,20 @@ fn publishing_faster_than_the_token_may_gets_429() {
 
 #[test]
 fn publishing_faster_than_an_address_may_gets_429() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut hub = Hub::start_in(
-        tmp.path(),
-        "127.0.0.1:0",
-        &["--jwt-secret", SECRET, "--publish-rate-per-address", "3"],
-    );
-    hub.keep_dir(tmp);
-    let key = SigningKey::from_secret(SECRET.as_bytes(), Algorithm::HS256).unwrap();
-    let grants = Grants {
-        publish: vec![TopicPattern::parse("*").unwrap()],
-        subscribe: vec![],
-    };
+    let hub = Hub::start_secure(SECRET, &["--publish-rate-per-address", "3"]);
     let statuses: Vec<u16> = (0..6)
         .map(|i| {
             // A different subject each time: only the address budget applies.
-            let mut g = grants.clone();
-            g.publish
-                .push(TopicPattern::parse(&format!("t{i}")).unwrap());
+            let extra = format!("t{i}");
             let t = format!(
                 "Bearer {}",
-                mint(&key, &g, Duration::from_secs(600), SystemTime::now()).unwrap()
+                common::mint_token(
+                    SECRET,
+                    &["*", &extra],
+                    &[],
+                    Duration::from_secs(600),
+                    SystemTime::now()
+                )
             );
             common::request(
                 hub.addr,

@@ -72,6 +72,17 @@ impl Hub {
         }
     }
 
+    /// A hub without `--dev` on a fresh data dir: tokens signed with `secret`
+    /// (HS256) decide, as in production.
+    pub fn start_secure(secret: &str, extra: &[&str]) -> Hub {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut args = vec!["--jwt-secret", secret];
+        args.extend_from_slice(extra);
+        let mut hub = Hub::start_in(tmp.path(), "127.0.0.1:0", &args);
+        hub.keep_dir(tmp);
+        hub
+    }
+
     /// Keeps `tmp` (the hub's data dir) alive as long as the hub.
     pub fn keep_dir(&mut self, tmp: tempfile::TempDir) {
         self._tmp = Some(tmp);
@@ -165,6 +176,25 @@ pub fn raw_request(
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     out
+}
+
+/// A token signed HS256 with `secret`, granting the `publish` and
+/// `subscribe` selectors, valid for `ttl` from `now`.
+pub fn mint_token(
+    secret: &str,
+    publish: &[&str],
+    subscribe: &[&str],
+    ttl: Duration,
+    now: std::time::SystemTime,
+) -> String {
+    use herald_auth::{Algorithm, Grants, SigningKey, TopicPattern};
+    let key = SigningKey::from_secret(secret.as_bytes(), Algorithm::HS256).unwrap();
+    let patterns = |l: &[&str]| l.iter().map(|p| TopicPattern::parse(p).unwrap()).collect();
+    let grants = Grants {
+        publish: patterns(publish),
+        subscribe: patterns(subscribe),
+    };
+    herald_auth::mint(&key, &grants, ttl, now).unwrap()
 }
 
 /// Publishes `body` raw; returns (status, body).
