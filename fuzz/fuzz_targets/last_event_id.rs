@@ -94,6 +94,17 @@ fuzz_target!(|input: Input| {
         .as_deref()
         .filter(|h| !h.is_empty())
         .or(from_query);
+    // A query with a parameter that is not UTF-8 once percent-decoded is
+    // refused whole, whatever the header says.
+    let not_utf8 = raw.split('&').any(|pair| {
+        let bytes: Vec<u8> = percent_encoding::percent_decode(pair.as_bytes()).collect();
+        std::str::from_utf8(&bytes).is_err()
+    });
+    if not_utf8 {
+        let rej = q.resume(input.header.as_deref()).expect_err("not UTF-8");
+        assert_eq!(rej.code, "invalid_query");
+        return;
+    }
     match (q.resume(input.header.as_deref()), model_cursor(chosen)) {
         (Ok(got), Some(want)) => assert_eq!(got, want),
         (Err(rej), None) => assert_eq!(rej.code, "invalid_last_event_id"),

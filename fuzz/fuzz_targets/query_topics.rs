@@ -49,9 +49,16 @@ fn check_topic(name: &str, max: usize) {
 }
 
 /// Checks `Query::topics` and `Query::selector` on a query whose decoded
-/// `topic` values are `values`.
-fn check_query(q: &Query, values: &[String], limits: &herald_core::Limits) {
+/// `topic` values are `values`; `not_utf8`: some parameter of the raw query
+/// is not UTF-8 once percent-decoded (the query is then refused whole).
+fn check_query(q: &Query, values: &[String], limits: &herald_core::Limits, not_utf8: bool) {
     let got = q.topics(limits);
+    if not_utf8 {
+        let rej = got.as_ref().expect_err("a query that is not UTF-8 is refused");
+        assert_eq!((rej.status.as_u16(), rej.code), (400, "invalid_query"));
+        assert_eq!(q.selector(limits).err(), got.err());
+        return;
+    }
     let all_valid = values
         .iter()
         .all(|t| topic_is_valid(t, limits.max_topic_len));
@@ -109,7 +116,11 @@ fuzz_target!(|input: Input| {
         .filter(|(k, _)| k == "topic")
         .map(|(_, v)| v)
         .collect();
-    check_query(&q, &values, &limits);
+    let not_utf8 = input.raw.split('&').any(|pair| {
+        let bytes: Vec<u8> = percent_encoding::percent_decode(pair.as_bytes()).collect();
+        std::str::from_utf8(&bytes).is_err()
+    });
+    check_query(&q, &values, &limits, not_utf8);
     assert_eq!(q.all("topic").collect::<Vec<_>>(), values);
     assert_eq!(q.first("topic"), values.first().map(String::as_str));
 
@@ -124,6 +135,6 @@ fuzz_target!(|input: Input| {
     }
     let encoded = ser.finish();
     let q = Query::parse(Some(&encoded));
-    check_query(&q, &input.topics, &limits);
+    check_query(&q, &input.topics, &limits, false);
     assert!(Query::parse(None).topics(&limits).is_err());
 });
