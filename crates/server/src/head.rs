@@ -95,8 +95,10 @@ pub async fn read(
     }
 }
 
-/// `Some(Some(route))` for a lean stream, `Some(None)` for hyper, `None` if incomplete.
-fn parse(
+/// Parses the bytes read so far: `Some(Some(route))` for a lean stream,
+/// `Some(None)` for hyper, `None` if the head is incomplete. Public for the
+/// `request_head` fuzz target.
+pub fn parse(
     buf: &[u8],
     is_stream: &impl Fn(&str, &str) -> bool,
 ) -> Result<Option<Option<Route>>, HeadError> {
