@@ -28,6 +28,7 @@ struct Ev {
     kind: Option<String>,
     id: Option<String>,
     retry: Option<u32>,
+    private: Option<bool>,
     extra_field: bool,
 }
 
@@ -47,8 +48,11 @@ impl Ev {
         if let Some(r) = self.retry {
             v["retry"] = json!(r);
         }
+        if let Some(p) = self.private {
+            v["private"] = json!(p);
+        }
         if self.extra_field {
-            v["private"] = json!(true);
+            v["evil"] = json!(true);
         }
         v
     }
@@ -124,10 +128,13 @@ fn check_draft(d: &Draft, v: &Value, l: &Limits) {
         d.retry.map(u64::from),
         obj.get("retry").and_then(Value::as_u64)
     );
-    assert!(!d.private);
+    assert_eq!(
+        d.private,
+        obj.get("private").and_then(Value::as_bool).unwrap_or(false)
+    );
     for k in obj.keys() {
         assert!(
-            ["topic", "data", "type", "id", "retry"].contains(&k.as_str()),
+            ["topic", "data", "type", "id", "retry", "private"].contains(&k.as_str()),
             "{k}"
         );
     }
