@@ -85,6 +85,31 @@ pub struct Args {
     /// when the server is on loopback, to use more than one address's ports).
     #[arg(long)]
     pub(crate) no_spread: bool,
+    /// Worker processes holding the subscribers (0: as many as needed for
+    /// 18,000 subscribers each, since one process may open at most 20,000
+    /// files; 1 or less subscribers: all in this process).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) workers: u32,
+    /// Internal: this process is worker INDEX of --workers.
+    #[arg(long, hide = true)]
+    pub(crate) worker_index: Option<u32>,
+    /// Internal: the run's topic suffix, chosen by the parent.
+    #[arg(long, hide = true)]
+    pub(crate) run_id: Option<u16>,
+    /// Internal: the run's clock, µs since the Unix epoch at its start.
+    #[arg(long, hide = true)]
+    pub(crate) clock_base_us: Option<u64>,
+}
+
+/// Which part of a run this process plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Everything in one process.
+    Alone,
+    /// Publishes and adds up; `workers` processes hold the subscribers.
+    Parent { workers: u32 },
+    /// Holds subscribers `i` with `i % workers == index`.
+    Worker { index: u32, workers: u32 },
 }
 
 /// How subscribers subscribe.
@@ -154,6 +179,11 @@ pub(crate) struct Plan {
     pub(crate) server_pids: Vec<u32>,
     pub(crate) label: String,
     pub(crate) spread: bool,
+    pub(crate) role: Role,
+    /// The topics' suffix (workers take the parent's).
+    pub(crate) run_id: u16,
+    /// The run's clock base (µs since the Unix epoch), shared by workers.
+    pub(crate) clock_base_us: Option<u64>,
 }
 
 /// Largest `--size` accepted.
@@ -223,7 +253,19 @@ impl Args {
         server_pids.sort_unstable();
         server_pids.dedup();
         let period = (self.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / self.rate));
-        let suffix: u16 = rand::random();
+        let suffix: u16 = self.run_id.unwrap_or_else(rand::random);
+        let role = match (self.worker_index, self.workers) {
+            (Some(index), workers) if index < workers => Role::Worker { index, workers },
+            (Some(_), _) => return Err("--worker-index must be below --workers".into()),
+            (None, 0) if self.subscribers > crate::workers::PER_PROCESS => Role::Parent {
+                workers: self.subscribers.div_ceil(crate::workers::PER_PROCESS) as u32,
+            },
+            (None, 0 | 1) => Role::Alone,
+            (None, w) if u64::from(w) > self.subscribers => {
+                return Err("--workers must not exceed --subscribers".into());
+            }
+            (None, w) => Role::Parent { workers: w },
+        };
         let sub_url = self
             .sub_url
             .as_deref()
@@ -254,6 +296,9 @@ impl Args {
             server_pids,
             label: self.label.clone().unwrap_or_else(|| self.default_label()),
             spread: !self.no_spread,
+            role,
+            run_id: suffix,
+            clock_base_us: self.clock_base_us,
         })
     }
 

@@ -23,6 +23,8 @@
 //! - `server_stats.rs`: the server's CPU, RSS and write syscalls from /proc,
 //!   added up over its processes (nginx's workers, Pushpin's parts).
 //! - `report.rs`: the table and the JSON line.
+//! - `workers.rs`: runs too big for one process (20,000 files each): worker
+//!   processes hold the subscribers and report over JSON lines.
 //!
 //! URL templates (`target.rs`) make the same run drive other hubs (nchan,
 //! Pushpin) as well as Herald.
@@ -38,6 +40,7 @@ mod server_stats;
 mod sse;
 mod subscriber;
 mod target;
+mod workers;
 
 use std::process::ExitCode;
 
@@ -70,7 +73,8 @@ pub fn run(args: Args) -> ExitCode {
     let outcome = rt.block_on(run::execute(plan));
     rt.shutdown_background();
     match outcome {
-        Ok(report) => {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(report)) => {
             print!("{}", report.table());
             println!("{}", report.json());
             ExitCode::SUCCESS

@@ -12,12 +12,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::Plan;
+use crate::args::{Plan, Role};
 use crate::publisher::{self, PubResult};
 use crate::report::{Report, ServerCost};
 use crate::sequence::expected_on_topic;
 use crate::server_stats::{ProcReader, ProcSample};
 use crate::subscriber::{self, SubResult, SubSpec};
+use crate::workers::{self, Fleet, Line, Summary};
 
 /// Latency histograms are sharded so subscribers on different threads rarely
 /// meet on a lock; each subscriber records one read's events under one lock.
@@ -30,8 +31,11 @@ const SOURCES: u8 = 253;
 /// What every task of a run shares.
 pub(crate) struct Ctx {
     pub(crate) plan: Plan,
-    /// Time zero: send and receive times are µs since this instant.
+    /// Time zero: send and receive times are µs since this instant...
     start: Instant,
+    /// ...or, when workers share the run, since this wall-clock time (µs
+    /// since the Unix epoch), the same in every process.
+    clock_base_us: Option<u64>,
     /// Ends every subscriber and publisher.
     pub(crate) cancel: CancellationToken,
     /// Bounds the subscribers connecting at once.
@@ -45,7 +49,10 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// µs since the run started.
     pub(crate) fn now_us(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+        match self.clock_base_us {
+            Some(base) => workers::unix_us().saturating_sub(base),
+            None => u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        }
     }
 
     /// Records latencies (µs) of subscriber `id`.
@@ -68,8 +75,11 @@ impl Ctx {
 #[derive(Debug)]
 pub(crate) struct Abort(pub String);
 
-/// Runs `plan` to its report.
-pub(crate) async fn execute(plan: Plan) -> Result<Report, Abort> {
+/// Runs `plan` to its report (`None` for a worker, which prints its lines).
+pub(crate) async fn execute(mut plan: Plan) -> Result<Option<Report>, Abort> {
+    if let Role::Parent { .. } = plan.role {
+        plan.clock_base_us = Some(workers::unix_us());
+    }
     let sub_addr = plan.sub_url.resolve().await.map_err(Abort)?;
     let pub_addr = plan.pub_url.resolve().await.map_err(Abort)?;
     let proc = if plan.server_pids.is_empty() {
@@ -84,6 +94,7 @@ pub(crate) async fn execute(plan: Plan) -> Result<Report, Abort> {
         .map_err(|e| Abort(format!("histogram: {e}")))?;
     let ctx = Arc::new(Ctx {
         connect_gate: Semaphore::new(plan.connect_concurrency),
+        clock_base_us: plan.clock_base_us,
         plan,
         start: Instant::now(),
         cancel: CancellationToken::new(),
@@ -92,10 +103,31 @@ pub(crate) async fn execute(plan: Plan) -> Result<Report, Abort> {
         finished_changed: Notify::new(),
     });
     let plan = &ctx.plan;
+    if let Role::Worker { .. } = plan.role {
+        worker(&ctx, sub_addr).await;
+        return Ok(None);
+    }
     let baseline = sample(&proc)?;
 
-    // Connect.
-    let (subs, connected, connect_secs) = connect_all(&ctx, sub_addr).await;
+    // Connect: here, or in the workers.
+    let mut fleet = None;
+    let (subs, connected, connect_secs) = match plan.role {
+        Role::Parent { workers } => {
+            let started = Instant::now();
+            let mut f = Fleet::start(
+                workers,
+                &workers::passed_args(),
+                plan.run_id,
+                plan.clock_base_us.unwrap_or_default(),
+            )
+            .map_err(Abort)?;
+            let (ok, _failed, first_error) = f.connected().await.map_err(Abort)?;
+            fleet = Some(f);
+            let connected = Connected { ok, first_error };
+            (Vec::new(), connected, started.elapsed().as_secs_f64())
+        }
+        _ => connect_all(&ctx, sub_addr).await,
+    };
     let failures = plan.subscribers - connected.ok;
     eprintln!(
         "herald bench: {}/{} subscribers connected in {connect_secs:.2} s",
@@ -119,20 +151,27 @@ pub(crate) async fn execute(plan: Plan) -> Result<Report, Abort> {
     let publish_start_us = ctx.now_us();
     let (publishers, publish_end) = start_publishing(&ctx, pub_addr);
     let deadline = Instant::now() + plan.timeout;
-    let timed_out = wait_finished(&ctx, connected.ok, deadline).await;
+    let timed_out = match fleet.as_mut() {
+        Some(f) => tokio::time::timeout_at(deadline, f.finished())
+            .await
+            .map_or(true, |all| !all),
+        None => wait_finished(&ctx, connected.ok, deadline).await,
+    };
     let after = sample(&proc)?;
     ctx.cancel.cancel();
     let pubs = join_all(publishers).await;
     let publish_end_us = publish_end.load(Ordering::Acquire);
-    let results = join_all(subs).await;
+    let summary = match fleet {
+        Some(f) => f.stop().await.map_err(Abort)?,
+        None => Summary::of(&join_all(subs).await, &merged(&ctx)),
+    };
 
-    let mut report = add_up(&ctx, &results, &pubs);
+    let mut report = add_up(&ctx, &summary, &pubs, &histogram);
     report.connected = connected.ok;
     report.connect_failures = failures;
     report.connect_per_sec = connected.ok as f64 / connect_secs.max(1e-9);
     report.timed_out = timed_out;
-    let last_rx = results.iter().map(|r| r.last_rx_us).max().unwrap_or(0);
-    report.delivery_secs = last_rx.saturating_sub(publish_start_us) as f64 / 1e6;
+    report.delivery_secs = summary.last_rx_us.saturating_sub(publish_start_us) as f64 / 1e6;
     if report.delivery_secs > 0.0 {
         report.deliveries_per_sec = report.deliveries as f64 / report.delivery_secs;
     }
@@ -150,7 +189,48 @@ pub(crate) async fn execute(plan: Plan) -> Result<Report, Abort> {
             writes: a.syscw.zip(i.syscw).map(|(a, i)| a.saturating_sub(i)),
         });
     }
-    Ok(report)
+    Ok(Some(report))
+}
+
+/// A worker: connects its share of the subscribers, says so, says when they
+/// all have their events, and on `stop` prints what they saw.
+async fn worker(ctx: &Arc<Ctx>, addr: SocketAddr) {
+    let (subs, connected, _) = connect_all(ctx, addr).await;
+    let mine = subs.len() as u64;
+    Line::Connected {
+        ok: connected.ok,
+        failed: mine - connected.ok,
+        first_error: connected.first_error,
+    }
+    .send()
+    .await;
+    let stop = workers::stopped();
+    tokio::pin!(stop);
+    tokio::select! {
+        () = &mut stop => {}
+        _ = wait_finished(ctx, mine, Instant::now() + Duration::from_secs(86_400 * 365)) => {
+            Line::Finished.send().await;
+            stop.await;
+        }
+    }
+    ctx.cancel.cancel();
+    let results = join_all(subs).await;
+    Line::Result(Summary::of(&results, &merged(ctx)))
+        .send()
+        .await;
+}
+
+/// The latency shards merged into one histogram.
+fn merged(ctx: &Ctx) -> Histogram<u64> {
+    let mut all = ctx.shards[0]
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    for shard in &ctx.shards[1..] {
+        let h = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = all.add(&*h);
+    }
+    all
 }
 
 /// Outcome of the connect phase.
@@ -169,7 +249,11 @@ async fn connect_all(
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let started = Instant::now();
     let mut handles = Vec::with_capacity(plan.subscribers as usize);
-    for i in 0..plan.subscribers {
+    let (share, of) = match plan.role {
+        Role::Worker { index, workers } => (u64::from(index), u64::from(workers)),
+        _ => (0, 1),
+    };
+    for i in (share..plan.subscribers).step_by(of as usize) {
         let t = i % plan.topics;
         let source = spread
             .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % u64::from(SOURCES)) as u8)));
@@ -300,8 +384,9 @@ async fn join_all<T: Default>(handles: Vec<JoinHandle<T>>) -> Vec<T> {
     out
 }
 
-/// Sums the subscribers' and publishers' results and reads the histogram.
-fn add_up(ctx: &Ctx, subs: &[SubResult], pubs: &[PubResult]) -> Report {
+/// The report of the subscribers' summed results, the publishers' results
+/// and the latencies.
+fn add_up(ctx: &Ctx, s: &Summary, pubs: &[PubResult], empty: &Histogram<u64>) -> Report {
     let plan = &ctx.plan;
     let mut r = Report {
         label: plan.label.clone(),
@@ -312,18 +397,14 @@ fn add_up(ctx: &Ctx, subs: &[SubResult], pubs: &[PubResult]) -> Report {
         size: plan.size,
         ..Report::default()
     };
-    for s in subs.iter().filter(|s| s.connect_error.is_none()) {
-        r.expected += s.expected;
-        r.deliveries += s.delivered;
-        r.lost += s.lost;
-        r.duplicated += s.duplicated;
-        r.out_of_order += s.out_of_order;
-        r.unexpected += s.unexpected;
-        r.closed_early += u64::from(s.stream_error.is_some());
-        if r.first_stream_error.is_none() {
-            r.first_stream_error.clone_from(&s.stream_error);
-        }
-    }
+    r.expected = s.expected;
+    r.deliveries = s.deliveries;
+    r.lost = s.lost;
+    r.duplicated = s.duplicated;
+    r.out_of_order = s.out_of_order;
+    r.unexpected = s.unexpected;
+    r.closed_early = s.closed_early;
+    r.first_stream_error.clone_from(&s.first_stream_error);
     for p in pubs {
         r.published += p.accepted;
         r.publish_failed += p.failed;
@@ -331,14 +412,7 @@ fn add_up(ctx: &Ctx, subs: &[SubResult], pubs: &[PubResult]) -> Report {
             r.first_publish_error.clone_from(&p.first_error);
         }
     }
-    let mut all = ctx.shards[0]
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    for shard in &ctx.shards[1..] {
-        let h = shard.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = all.add(&*h);
-    }
+    let all = s.histogram(empty);
     if !all.is_empty() {
         let ms = |v: u64| v as f64 / 1000.0;
         r.p50_ms = ms(all.value_at_quantile(0.50));

@@ -117,6 +117,44 @@ fn bench_paced_run_loses_nothing() {
 }
 
 #[test]
+fn bench_workers_share_the_subscribers_and_add_up() {
+    let hub = Hub::start(&[]);
+    let pid = hub.child.id().to_string();
+    let (status, stdout, stderr) = bench(
+        &hub,
+        "sse",
+        &[
+            "--workers",
+            "3",
+            "--subscribers",
+            "31",
+            "--topics",
+            "4",
+            "--events",
+            "80",
+            "--idle-secs",
+            "0.2",
+            "--server-pid",
+            &pid,
+        ],
+    );
+    assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
+    let line = stdout.lines().last().expect("a JSON line");
+    let v: serde_json::Value = serde_json::from_str(line).expect(line);
+    assert_eq!(v["connected"], 31, "{line}");
+    // Topic t has subscribers t, t+4, …: 8, 8, 8 and 7 of them, 20 events each.
+    assert_eq!(v["deliveries"], 31 * 20, "{line}");
+    for field in ["lost", "duplicated", "out_of_order", "unexpected"] {
+        assert_eq!(v[field], 0, "{field}: {line}");
+    }
+    assert!(
+        v["p50_ms"].as_f64().unwrap() > 0.0,
+        "latencies came back from the workers: {line}"
+    );
+    assert!(v["server_rss_kib_per_conn"].is_number(), "{line}");
+}
+
+#[test]
 fn bench_json_batches_keep_each_topic_in_order() {
     let hub = Hub::start(&[]);
     let batch_url = format!("http://{}/publish", hub.addr);
