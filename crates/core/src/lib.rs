@@ -20,6 +20,8 @@
 //!   and transport calls.
 //! - [`sse`]: the Server-Sent Events encoder; each event is framed once and the
 //!   bytes are shared by every connection.
+//! - [`webhook_store`]: the [`WebhookStore`] trait (durable webhook
+//!   subscription records, opaque bytes by id) and [`MemoryWebhookStore`].
 //! - [`json`]: the JSON encoding shared by the JSON transports (NDJSON, polling,
 //!   JSONP, iframe), also encoded once per event and safe inside a `<script>`.
 //!
@@ -35,6 +37,7 @@ pub mod position;
 pub mod sse;
 pub mod subscription;
 pub mod topic;
+pub mod webhook_store;
 
 pub use event::{Draft, DraftError, Event, EventId, Limits};
 pub use fanout::Fanout;
@@ -43,3 +46,4 @@ pub use log::{AppendError, BoxFuture, Log, LogStats, MemoryLog, ReadError, Reten
 pub use position::{Position, Resume};
 pub use subscription::{PrivateFilter, Reset, ResetReason, Subscription, SubscriptionEnd};
 pub use topic::{Selector, Topic, TopicError};
+pub use webhook_store::{MemoryWebhookStore, RecordError, RecordOp, WebhookStore};
