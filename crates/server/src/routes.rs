@@ -54,6 +54,11 @@ pub async fn handle(
         (&Method::GET | &Method::HEAD, "/herald.d.ts") => {
             Ok(web::serve(web::File::Types, req.headers()))
         }
+        (&Method::POST, "/websub") => crate::webhooks::handle_websub(req, &shared).await,
+        (_, "/websub") => Err(not_allowed("POST")),
+        (_, p) if p == "/webhooks" || p.starts_with("/webhooks/") => {
+            crate::webhooks::handle_api(req, &shared).await
+        }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
         (_, "/publish" | "/bosh") => Err(not_allowed("POST")),
         (_, "/sse" | "/stream" | "/poll" | "/ws" | "/herald.js" | "/herald.d.ts") => {
@@ -77,6 +82,8 @@ GET  /stream?topic=T         subscribe as an NDJSON stream (format=iframe: forev
 GET  /poll?topic=T&since=ID  long-poll (timeout=0: short poll; callback=NAME: JSONP)\n\
 GET  /ws[?topic=T]           WebSocket: JSON subscribe, unsubscribe, publish, ping\n\
 POST /bosh                   BOSH (XEP-0124) sessions carrying the same operations\n\
+POST /websub                 WebSub hub: subscribe, unsubscribe, publish pings (form-encoded)\n\
+POST /webhooks               create a webhook subscription (JSON); GET lists, DELETE /webhooks/ID removes\n\
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\
