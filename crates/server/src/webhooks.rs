@@ -148,7 +148,10 @@ pub(crate) struct Entry {
 impl Entry {
     /// A copy of the record.
     pub(crate) fn snapshot(&self) -> Record {
-        self.record.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -161,7 +164,11 @@ pub(crate) fn owner_and_grants(
     match access {
         Access::Everything => (None, None),
         Access::Anonymous => (None, Some(herald_auth::Grants::none())),
-        Access::Token(claims, _) => (claims.subject.clone(), Some(claims.grants.clone())),
+        // A token without `sub` owns as "": such tokens share what they create.
+        Access::Token(claims, _) => (
+            Some(claims.subject.clone().unwrap_or_default()),
+            Some(claims.grants.clone()),
+        ),
     }
 }
 
@@ -263,9 +270,9 @@ impl Webhooks {
 
     /// The outbound client.
     pub(crate) fn client(&self) -> Result<&reqwest::Client, String> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| "the webhook HTTP client could not be built (see the start-up log)".into())
+        self.client.as_ref().ok_or_else(|| {
+            "the webhook HTTP client could not be built (see the start-up log)".into()
+        })
     }
 
     /// Subscriptions now.
@@ -375,11 +382,8 @@ impl Webhooks {
             return;
         }
         let rec = entry.snapshot();
-        self.lock().remove(&rec.id);
-        if let Err(e) = self.store.apply(vec![RecordOp::Delete(rec.id)]).await {
-            tracing::error!(id = rec.public_id(), error = %e, "cannot delete the webhook subscription record; it comes back at restart");
-        }
         let id = rec.public_id();
+        // Counted before it leaves the list, so whoever sees it gone sees why.
         match why {
             Removal::Unsubscribed => {
                 tracing::info!(id, callback = %rec.callback, "webhook subscription removed")
@@ -397,13 +401,22 @@ impl Webhooks {
                 tracing::warn!(id, callback = %rec.callback, failures = rec.failures, failing_since_ms = rec.failing_since_ms, "webhook subscription dropped: its deliveries kept failing")
             }
         }
+        self.lock().remove(&rec.id);
+        if let Err(e) = self.store.apply(vec![RecordOp::Delete(rec.id)]).await {
+            tracing::error!(id, error = %e, "cannot delete the webhook subscription record; it comes back at restart");
+        }
         // Last: the worker may be the caller, and stopping it ends this call.
         entry.stop.cancel();
     }
 
     /// The hub URL a subscriber used: the configured one, else the request's
     /// scheme and host plus `/websub`.
-    pub(crate) fn hub_url(&self, headers: &hyper::HeaderMap, uri: &hyper::Uri, tls: bool) -> String {
+    pub(crate) fn hub_url(
+        &self,
+        headers: &hyper::HeaderMap,
+        uri: &hyper::Uri,
+        tls: bool,
+    ) -> String {
         if let Some(u) = &self.opts.hub_url {
             return u.clone();
         }

@@ -120,7 +120,10 @@ impl Writer {
                     ops.push(Op::Trim(now_ms));
                     replies.push(Reply::Trim(reply));
                 }
-                Command::Records { ops: changes, reply } => {
+                Command::Records {
+                    ops: changes,
+                    reply,
+                } => {
                     ops.push(Op::Records(changes));
                     replies.push(Reply::Trim(reply));
                 }

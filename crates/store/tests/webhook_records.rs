@@ -25,7 +25,10 @@ async fn webhook_records_survive_a_reopen_and_match_the_model() {
             RecordOp::Put(7, Bytes::from("seven")),
             RecordOp::Put(3, Bytes::from("three")),
         ],
-        vec![RecordOp::Put(7, Bytes::from("seven v2")), RecordOp::Delete(42)],
+        vec![
+            RecordOp::Put(7, Bytes::from("seven v2")),
+            RecordOp::Delete(42),
+        ],
         vec![RecordOp::Delete(3)],
     ];
     for ops in steps {

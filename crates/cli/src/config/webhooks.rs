@@ -11,10 +11,16 @@ pub(super) fn validate(s: &Settings) -> Result<WebhookOptions, BadConfig> {
     let positive = [
         ("webhook_timeout_ms", s.webhook_timeout_ms),
         ("webhook_concurrency", s.webhook_concurrency as u64),
-        ("webhook_failing_concurrency", s.webhook_failing_concurrency as u64),
+        (
+            "webhook_failing_concurrency",
+            s.webhook_failing_concurrency as u64,
+        ),
         ("webhook_backoff_base_ms", s.webhook_backoff_base_ms),
         ("webhook_lease_min_secs", s.webhook_lease_min_secs),
-        ("webhook_max_subscriptions", s.webhook_max_subscriptions as u64),
+        (
+            "webhook_max_subscriptions",
+            s.webhook_max_subscriptions as u64,
+        ),
     ];
     if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(BadConfig(format!("{name} must be greater than 0")));
@@ -39,7 +45,9 @@ pub(super) fn validate(s: &Settings) -> Result<WebhookOptions, BadConfig> {
         .map_err(|e| BadConfig(format!("webhook_signature: {e}")))?;
     let hub_url = match s.websub_hub_url.as_str() {
         "" => None,
-        u if (u.starts_with("https://") || u.starts_with("http://")) && !u.contains(['<', '>', ' ']) => {
+        u if (u.starts_with("https://") || u.starts_with("http://"))
+            && !u.contains(['<', '>', ' ']) =>
+        {
             Some(u.to_string())
         }
         u => {

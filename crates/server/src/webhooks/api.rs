@@ -46,7 +46,10 @@ struct Create {
 }
 
 /// Handles every method on `/webhooks` and `/webhooks/{id}`.
-pub async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<Response<Body>, Rejection> {
+pub async fn handle(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+) -> Result<Response<Body>, Rejection> {
     let access = auth::access(&shared.opts, req.headers(), req.uri().query())?;
     if matches!(access, Access::Anonymous) {
         return Err(Rejection::new(
@@ -103,7 +106,7 @@ fn visible(shared: &Shared, access: &Access, rec: &Record) -> bool {
         Access::Everything => true,
         Access::Anonymous => false,
         Access::Token(claims, _) => {
-            rec.owner == claims.subject
+            rec.owner.as_deref() == Some(claims.subject.as_deref().unwrap_or(""))
                 && rec.topics.iter().all(|t| {
                     Topic::parse(t, usize::MAX)
                         .is_ok_and(|t| access.may_subscribe(&shared.opts, &[t]).is_ok())
@@ -162,7 +165,10 @@ async fn create(
     access.may_subscribe(&shared.opts, &parsed)?;
     check_url(&c.callback, w.opts.allow_private)
         .map_err(|e| Rejection::bad_request("invalid_callback", format!("callback: {e}")))?;
-    if c.secret.as_ref().is_some_and(|s| s.is_empty() || s.len() >= 200) {
+    if c.secret
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() >= 200)
+    {
         return Err(Rejection::bad_request(
             "invalid_secret",
             "secret must be 1 to 199 bytes",
@@ -177,7 +183,14 @@ async fn create(
         )
         .retry_after(5));
     };
-    if let Err(e) = verify(&w, &c.callback, &topics[0], Intent::Subscribe(lease.as_secs())).await {
+    if let Err(e) = verify(
+        &w,
+        &c.callback,
+        &topics[0],
+        Intent::Subscribe(lease.as_secs()),
+    )
+    .await
+    {
         return Err(Rejection::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "verification_failed",
@@ -207,8 +220,8 @@ async fn create(
         created_ms: now,
     };
     let answer = rec.to_json();
-    w.create(rec).await.map_err(|e| {
-        Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "webhook_not_created", e)
-    })?;
+    w.create(rec)
+        .await
+        .map_err(|e| Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "webhook_not_created", e))?;
     Ok(json(StatusCode::CREATED, &answer))
 }

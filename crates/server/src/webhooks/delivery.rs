@@ -18,9 +18,9 @@ use herald_core::Event;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use reqwest::header::{CONTENT_TYPE, LINK};
 
+use super::Webhooks;
 use super::guard::check_url;
 use super::record::{Format, Record};
-use super::Webhooks;
 
 /// What a header value may not hold as is: controls, non-ASCII (encoded as
 /// UTF-8 percent escapes), and the `<>` that delimit a `Link` target.
@@ -105,7 +105,7 @@ pub(crate) async fn attempt(w: &Webhooks, rec: &Record, ev: &Event) -> Outcome {
 }
 
 /// The error and its causes on one line (reqwest's own text hides the cause).
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut out = if e.is_timeout() {
         "timed out".to_string()
     } else {

@@ -113,9 +113,8 @@ impl Resolve for GuardedResolver {
         let allow = self.allow_private;
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let kept: Vec<SocketAddr> = found
                 .iter()
                 .copied()
@@ -145,7 +144,11 @@ pub(crate) fn client(allow_private: bool, timeout: Duration) -> Result<Client, r
         .timeout(timeout)
         .connect_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(30))
-        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION"), " (WebSub hub)"))
+        .user_agent(concat!(
+            "herald/",
+            env!("CARGO_PKG_VERSION"),
+            " (WebSub hub)"
+        ))
         .build()
 }
 
@@ -175,7 +178,12 @@ mod tests {
         ] {
             assert!(forbidden(ip.parse().unwrap()), "{ip} must be refused");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:1.1.1.1"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+        ] {
             assert!(!forbidden(ip.parse().unwrap()), "{ip} is public");
         }
     }

@@ -48,7 +48,8 @@ pub struct Record {
     pub format: Format,
     /// Which private events the owner may read (`None`: every one, dev mode).
     pub grants: Option<Grants>,
-    /// The owner's token `sub` (API listing and deletion).
+    /// The creating token's `sub` ("" for a token without one; `None` when
+    /// created anonymously or in dev mode): API listing and deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// When the lease ends (ms since the Unix epoch); the record is then removed.

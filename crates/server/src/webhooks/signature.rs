@@ -84,7 +84,10 @@ mod tests {
     /// RFC 4231 test case 2 (and the matching SHA-1 value from RFC 2202).
     #[test]
     fn matches_the_rfc_vectors() {
-        let (key, data) = (b"Jefe".as_slice(), b"what do ya want for nothing?".as_slice());
+        let (key, data) = (
+            b"Jefe".as_slice(),
+            b"what do ya want for nothing?".as_slice(),
+        );
         assert_eq!(
             Algorithm::Sha256.sign(key, data),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
@@ -93,8 +96,16 @@ mod tests {
             Algorithm::Sha1.sign(key, data),
             "sha1=effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
         );
-        assert!(Algorithm::Sha512.sign(key, data).starts_with("sha512=164b7a7bfcf819e2"));
-        assert!(Algorithm::Sha384.sign(key, data).starts_with("sha384=af45d2e376484031"));
+        assert!(
+            Algorithm::Sha512
+                .sign(key, data)
+                .starts_with("sha512=164b7a7bfcf819e2")
+        );
+        assert!(
+            Algorithm::Sha384
+                .sign(key, data)
+                .starts_with("sha384=af45d2e376484031")
+        );
         assert_eq!("sha384".parse::<Algorithm>(), Ok(Algorithm::Sha384));
         assert!("md5".parse::<Algorithm>().is_err());
     }

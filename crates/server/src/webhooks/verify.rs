@@ -58,15 +58,17 @@ async fn attempt(w: &Webhooks, callback: &str, topic: &str, intent: Intent) -> R
             }
         }
     }
-    let mut resp = w
-        .client()?
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("verification request failed: {e}"))?;
+    let mut resp = w.client()?.get(url).send().await.map_err(|e| {
+        format!(
+            "verification request failed: {}",
+            super::delivery::describe(&e)
+        )
+    })?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(format!("the callback answered {status} to the verification"));
+        return Err(format!(
+            "the callback answered {status} to the verification"
+        ));
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp

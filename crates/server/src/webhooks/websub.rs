@@ -86,7 +86,10 @@ fn plain(status: StatusCode, text: String) -> Response<Body> {
 }
 
 /// Handles `POST /websub`; every refusal is plain text.
-pub async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<Response<Body>, Rejection> {
+pub async fn handle(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+) -> Result<Response<Body>, Rejection> {
     Ok(match serve(req, shared).await {
         Ok(r) => r,
         Err(rej) => {
@@ -106,7 +109,10 @@ async fn serve(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<Response<
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !is_form {
         return Err(Rejection::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -252,7 +258,11 @@ async fn activate(w: &Arc<Webhooks>, p: Pending, lease_secs: u64) {
             })
             .await;
         match result {
-            Ok(r) => tracing::info!(id = r.public_id(), lease_secs, "WebSub subscription renewed"),
+            Ok(r) => tracing::info!(
+                id = r.public_id(),
+                lease_secs,
+                "WebSub subscription renewed"
+            ),
             Err(e) => tracing::error!(error = %e, "cannot store the renewed WebSub subscription"),
         }
         return;
@@ -323,16 +333,17 @@ async fn ping(
 async fn fetch(shared: &Shared, topic: Topic) -> Result<Draft, Rejection> {
     let w = &shared.webhooks;
     let limits = shared.hub.limits();
-    let bad_gateway =
-        |m: String| Rejection::new(StatusCode::BAD_GATEWAY, "topic_fetch_failed", m);
+    let bad_gateway = |m: String| Rejection::new(StatusCode::BAD_GATEWAY, "topic_fetch_failed", m);
     let url = check_url(topic.as_str(), w.opts.allow_private)
         .map_err(|e| Rejection::bad_request("invalid_topic", format!("hub.topic: {e}")))?;
     let client = w.client().map_err(bad_gateway)?;
-    let mut resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| bad_gateway(format!("fetching {} failed: {e}", topic.as_str())))?;
+    let mut resp = client.get(url).send().await.map_err(|e| {
+        bad_gateway(format!(
+            "fetching {} failed: {}",
+            topic.as_str(),
+            super::delivery::describe(&e)
+        ))
+    })?;
     if !resp.status().is_success() {
         return Err(bad_gateway(format!(
             "fetching {} answered {}",

@@ -88,7 +88,13 @@ async fn open(w: &Webhooks, entry: &Entry) -> Result<Subscription, String> {
     let log = w.hub.log();
     match log.read(topics.clone(), rec.cursor, 1).await {
         Err(ReadError::Expired { oldest_kept }) => {
-            broken(w, entry, oldest_kept, "retention removed events it had not received").await
+            broken(
+                w,
+                entry,
+                oldest_kept,
+                "retention removed events it had not received",
+            )
+            .await
         }
         Err(ReadError::Unavailable(m)) => return Err(m),
         Ok(_) => {}
@@ -192,7 +198,11 @@ async fn deliver(w: &Webhooks, entry: &Entry, ev: &Event) -> bool {
             Outcome::Delivered => {
                 w.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 if rec.failures > 0 {
-                    tracing::info!(id = rec.public_id(), failures = rec.failures, "webhook deliveries recovered");
+                    tracing::info!(
+                        id = rec.public_id(),
+                        failures = rec.failures,
+                        "webhook deliveries recovered"
+                    );
                 }
                 let stored = w
                     .update(entry, |r| {
@@ -243,14 +253,30 @@ async fn failed(w: &Webhooks, entry: &Entry, ev: &Event, why: &str) -> bool {
             entry.snapshot()
         }
     };
-    let failing_for = Duration::from_millis(now.saturating_sub(rec.failing_since_ms.unwrap_or(now)));
+    let failing_for =
+        Duration::from_millis(now.saturating_sub(rec.failing_since_ms.unwrap_or(now)));
     let too_many = o.max_failures > 0 && rec.failures >= o.max_failures;
     let too_long = !o.max_failing.is_zero() && failing_for >= o.max_failing;
-    let log = if rec.failures == 1 { tracing::Level::INFO } else { tracing::Level::DEBUG };
-    if log == tracing::Level::INFO {
-        tracing::info!(id = rec.public_id(), seq = ev.seq, error = why, "webhook delivery failed; retrying with back-off");
+    let log = if rec.failures == 1 {
+        tracing::Level::INFO
     } else {
-        tracing::debug!(id = rec.public_id(), seq = ev.seq, failures = rec.failures, error = why, "webhook delivery failed again");
+        tracing::Level::DEBUG
+    };
+    if log == tracing::Level::INFO {
+        tracing::info!(
+            id = rec.public_id(),
+            seq = ev.seq,
+            error = why,
+            "webhook delivery failed; retrying with back-off"
+        );
+    } else {
+        tracing::debug!(
+            id = rec.public_id(),
+            seq = ev.seq,
+            failures = rec.failures,
+            error = why,
+            "webhook delivery failed again"
+        );
     }
     too_many || too_long
 }
