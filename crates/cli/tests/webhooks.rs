@@ -4,6 +4,8 @@
 //! restart with deliveries pending, a hanging receiver next to a healthy one,
 //! the SSRF guard, the JSON API and authorization, and websub.rocks' hub
 //! checks 100-106.
+// The hub is another process: waits are wall-clock on purpose.
+#![allow(clippy::disallowed_types)]
 
 mod common;
 #[path = "webhooks/receiver.rs"]
@@ -320,7 +322,8 @@ fn failed_verification_creates_nothing_and_is_counted() {
 #[test]
 fn bad_websub_requests_get_plain_text_4xx() {
     let h = hub(&[]);
-    let cases: &[(&[(&str, &str)], u16, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: &[Case] = &[
         (
             &[("hub.topic", "t"), ("hub.callback", "http://127.0.0.1:1/")],
             400,
