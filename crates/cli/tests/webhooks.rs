@@ -945,3 +945,36 @@ fn without_anonymous_subscribe_websub_needs_a_token() {
     assert_eq!(status, 403, "{body}");
     assert!(rx.state.lock().unwrap().verifications.is_empty());
 }
+
+#[test]
+fn events_lost_to_retention_are_announced_not_skipped_silently() {
+    let retention = ["--retention-events-per-topic", "2"];
+    let mut h = hub(&retention);
+    let rx = Receiver::start();
+    subscribe(&h, "kept", &rx.url("/kept"), &[]);
+    rx.set_answer(Answer::Status(503));
+    for i in 1..=5 {
+        common::publish_id(h.addr, "kept", &format!("e{i}"));
+    }
+    rx.wait_for("a failed attempt", WAIT, |s| {
+        (s.attempts >= 1).then_some(())
+    });
+    // After a restart the worker reads from its cursor: e1-e3 are gone.
+    let mut again = vec!["--dev"];
+    again.extend_from_slice(FAST);
+    again.extend_from_slice(&retention);
+    h.kill_and_restart(&again);
+    rx.set_answer(Answer::Ok);
+    let got = rx.wait_deliveries("/kept", 2);
+    let bodies: Vec<String> = got
+        .iter()
+        .map(|d| String::from_utf8_lossy(&d.body).into())
+        .collect();
+    assert_eq!(bodies, ["e4", "e5"]);
+    assert_eq!(got[0].header("herald-continuity"), Some("broken"));
+    assert_eq!(got[1].header("herald-continuity"), None);
+    assert_eq!(
+        metric(h.addr, "herald_webhook_continuity_breaks_total"),
+        1.0
+    );
+}
