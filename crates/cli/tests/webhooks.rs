@@ -988,3 +988,60 @@ fn events_lost_to_retention_are_announced_not_skipped_silently() {
         1.0
     );
 }
+
+/// Delivery throughput (a measurement, not a check of speed): run with
+/// `cargo test -p herald-cli --test webhooks -- --ignored --nocapture throughput`.
+#[test]
+#[ignore = "a measurement; prints figures"]
+fn throughput() {
+    for (subscribers, events) in [(1usize, 2000usize), (50, 200)] {
+        let h = hub(&[]);
+        let rx = Receiver::start();
+        for s in 0..subscribers {
+            let body = serde_json::json!({"topic": "load", "callback": rx.url(&format!("/s{s}"))})
+                .to_string();
+            let (status, text) = request(
+                h.addr,
+                "POST",
+                "/webhooks",
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            );
+            assert_eq!(status, 201, "{text}");
+        }
+        let batch: Vec<serde_json::Value> = (0..events)
+            .map(|i| serde_json::json!({"topic": "load", "data": format!("event {i}")}))
+            .collect();
+        let start = Instant::now();
+        for chunk in batch.chunks(500) {
+            let body = serde_json::to_vec(chunk).unwrap();
+            let (status, text) = request(
+                h.addr,
+                "POST",
+                "/publish",
+                &[("Content-Type", "application/json")],
+                &body,
+            );
+            assert_eq!(status, 200, "{text}");
+        }
+        let total = subscribers * events;
+        rx.wait_for("every delivery", Duration::from_secs(300), |s| {
+            (s.deliveries.len() >= total).then_some(())
+        });
+        let took = start.elapsed();
+        for s in 0..subscribers {
+            let got = rx.deliveries_to(&format!("/s{s}"));
+            let bodies: Vec<String> = got
+                .iter()
+                .map(|d| String::from_utf8_lossy(&d.body).into())
+                .collect();
+            let want: Vec<String> = (0..events).map(|i| format!("event {i}")).collect();
+            assert_eq!(bodies, want);
+        }
+        let commits = metric(h.addr, "herald_store_commits_total");
+        println!(
+            "{subscribers} subscriber(s) x {events} events: {total} deliveries in {took:?} = {:.0}/s; {commits} store commits",
+            total as f64 / took.as_secs_f64()
+        );
+    }
+}

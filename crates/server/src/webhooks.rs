@@ -20,8 +20,10 @@
 //! the events after the cursor (history, then live: the same merge every
 //! transport uses, so events are never copied per subscriber and a publish
 //! wakes the worker through the fan-out), POSTs each one until a 2xx, and
-//! then advances the cursor durably. Order per subscriber is therefore kept,
-//! and a restart resumes from the cursor, losing nothing.
+//! then advances the cursor, stored in the background (coalesced writes, so
+//! a fast receiver does not wait one fsync per event). Order per subscriber is
+//! therefore kept, and a restart resumes from the stored cursor, losing
+//! nothing (at-least-once: the last few events may be sent again).
 //!
 //! Failures: a failed attempt waits `min(max, base·2^(failures-1))` with
 //! jitter before the next try (the wait is kept in the record, so it survives
@@ -143,6 +145,10 @@ pub(crate) struct Entry {
     removed: AtomicBool,
     /// Stops the worker.
     stop: CancellationToken,
+    /// Set when the record changed and the change is not stored yet.
+    dirty: AtomicBool,
+    /// Set while a background write of this record runs ([`Webhooks::update_soon`]).
+    flushing: AtomicBool,
 }
 
 impl Entry {
@@ -347,6 +353,8 @@ impl Webhooks {
             io: tokio::sync::Mutex::new(()),
             removed: AtomicBool::new(false),
             stop: CancellationToken::new(),
+            dirty: AtomicBool::new(false),
+            flushing: AtomicBool::new(false),
         });
         self.lock().insert(rec.id, entry.clone());
         self.tracker.spawn(worker::run(self.clone(), entry));
@@ -373,6 +381,35 @@ impl Webhooks {
             .await
             .map_err(|e| e.to_string())?;
         Ok(rec)
+    }
+
+    /// Changes the record with `f` now and stores it in the background: at
+    /// most one write per record runs, and it always stores the newest state,
+    /// so a run of changes (a cursor advancing delivery after delivery) costs
+    /// one write per commit, not one wait per change.
+    pub(crate) fn update_soon(self: &Arc<Self>, entry: &Arc<Entry>, f: impl FnOnce(&mut Record)) {
+        f(&mut entry.record.lock().unwrap_or_else(|e| e.into_inner()));
+        entry.dirty.store(true, Ordering::Release);
+        if entry.flushing.swap(true, Ordering::AcqRel) {
+            return; // the running write picks the change up
+        }
+        let (w, entry) = (self.clone(), entry.clone());
+        self.tracker.spawn(async move {
+            loop {
+                entry.dirty.store(false, Ordering::Release);
+                if let Err(e) = w.update(&entry, |_| {}).await {
+                    tracing::error!(error = %e, "cannot store a webhook subscription; a restart may deliver events again");
+                }
+                entry.flushing.store(false, Ordering::Release);
+                // A change made after `dirty` was cleared needs another write,
+                // unless a new writer already took over.
+                if !entry.dirty.load(Ordering::Acquire)
+                    || entry.flushing.swap(true, Ordering::AcqRel)
+                {
+                    return;
+                }
+            }
+        });
     }
 
     /// Removes a subscription (its worker stops), logs and counts why.

@@ -37,7 +37,7 @@ async fn sleep_until_ms(at_ms: u64) {
     tokio::time::sleep(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
 }
 
-async fn serve(w: &Webhooks, entry: &Entry) {
+async fn serve(w: &Arc<Webhooks>, entry: &Arc<Entry>) {
     loop {
         if now_ms() >= entry.snapshot().expires_ms {
             return w.remove(entry, Removal::Expired).await;
@@ -173,7 +173,7 @@ pub(crate) fn backoff(base: Duration, max: Duration, failures: u32) -> Duration 
 
 /// Delivers `ev` until it is received. Returns `false` once the subscription
 /// is gone (410, lease end, eviction).
-async fn deliver(w: &Webhooks, entry: &Entry, ev: &Event) -> bool {
+async fn deliver(w: &Arc<Webhooks>, entry: &Arc<Entry>, ev: &Event) -> bool {
     let _pending = Pending::new(w);
     loop {
         let rec = entry.snapshot();
@@ -204,18 +204,15 @@ async fn deliver(w: &Webhooks, entry: &Entry, ev: &Event) -> bool {
                         "webhook deliveries recovered"
                     );
                 }
-                let stored = w
-                    .update(entry, |r| {
-                        r.cursor = r.cursor.max(ev.seq);
-                        r.failures = 0;
-                        r.failing_since_ms = None;
-                        r.next_attempt_ms = 0;
-                        r.continuity_broken = false;
-                    })
-                    .await;
-                if let Err(e) = stored {
-                    tracing::error!(error = %e, "cannot store the webhook cursor; the event may be delivered again after a restart");
-                }
+                // Stored in the background: the next delivery does not wait
+                // for this fsync (a crash may deliver this event again).
+                w.update_soon(entry, |r| {
+                    r.cursor = r.cursor.max(ev.seq);
+                    r.failures = 0;
+                    r.failing_since_ms = None;
+                    r.next_attempt_ms = 0;
+                    r.continuity_broken = false;
+                });
                 return true;
             }
             Outcome::Gone => {
