@@ -1045,3 +1045,19 @@ fn throughput() {
         );
     }
 }
+
+#[test]
+fn shutdown_does_not_wait_for_a_hanging_receiver() {
+    let mut h = hub(&["--webhook-timeout-ms", "60000"]);
+    let rx = Receiver::start();
+    subscribe(&h, "stop", &rx.url("/stop"), &[]);
+    rx.set_answer(Answer::Hang);
+    common::publish_id(h.addr, "stop", "x");
+    rx.wait_for("the delivery to start", WAIT, |s| {
+        (s.attempts >= 1).then_some(())
+    });
+    let start = Instant::now();
+    assert!(h.terminate().success());
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+}
