@@ -130,7 +130,9 @@ impl Event {
     /// Approximate bytes this event costs in storage (for byte-based retention).
     pub fn stored_size(&self) -> u64 {
         let topics: usize = self.topics.iter().map(|t| t.as_str().len() + 8).sum();
-        (self.data.len() + topics + self.kind.as_ref().map_or(0, |k| k.len()) + 48) as u64
+        let extra = self.kind.as_ref().map_or(0, |k| k.len())
+            + self.content_type.as_ref().map_or(0, |c| c.len());
+        (self.data.len() + topics + extra + 48) as u64
     }
 }
 
