@@ -127,12 +127,15 @@ fn websub_rocks_103_resubscribing_updates_the_subscription() {
     let topic = "https://example.test/topic/103";
     let cb = rx.url("/cb103");
     subscribe(&h, topic, &cb, &[("hub.lease_seconds", "600")]);
+    // The same callback with an unreserved character percent-encoded is the
+    // same URL ("%62" is "b").
+    let same_cb = rx.url("/c%62103");
     let (status, _) = websub(
         h.addr,
         &[
             ("hub.mode", "subscribe"),
             ("hub.topic", topic),
-            ("hub.callback", &cb),
+            ("hub.callback", &same_cb),
             ("hub.lease_seconds", "900"),
             ("hub.secret", "new secret"),
         ],

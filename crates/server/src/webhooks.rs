@@ -161,6 +161,36 @@ impl Entry {
     }
 }
 
+/// `url` with every `%XX` that encodes an unreserved character (RFC 3986:
+/// letters, digits, `-`, `.`, `_`, `~`) decoded, for comparisons only.
+pub(crate) fn same_url(url: &str) -> std::borrow::Cow<'_, str> {
+    if !url.contains('%') {
+        return std::borrow::Cow::Borrowed(url);
+    }
+    let b = url.as_bytes();
+    let mut out = String::with_capacity(url.len());
+    let mut i = 0;
+    while i < b.len() {
+        let decoded = (b[i] == b'%')
+            .then(|| url.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .filter(|c| c.is_ascii_alphanumeric() || b"-._~".contains(c));
+        match decoded {
+            Some(c) => {
+                out.push(c as char);
+                i += 3;
+            }
+            None => {
+                let ch = url[i..].chars().next().unwrap_or_default();
+                out.push(ch);
+                i += ch.len_utf8().max(1);
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Who owns a new subscription and which private events it may receive
 /// (the same rule as a stream opened with that access).
 pub(crate) fn owner_and_grants(
@@ -295,13 +325,18 @@ impl Webhooks {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The WebSub subscription of (topic, callback), if any.
+    /// The WebSub subscription of (topic, callback), if any. URLs are
+    /// compared with percent-escapes of unreserved characters decoded
+    /// (`%7E` and `~` are the same URL).
     pub(crate) fn find_websub(&self, topic: &str, callback: &str) -> Option<Arc<Entry>> {
+        let (topic, callback) = (same_url(topic), same_url(callback));
         self.lock()
             .values()
             .find(|e| {
                 let r = e.record.lock().unwrap_or_else(|e| e.into_inner());
-                r.origin == Origin::WebSub && r.callback == callback && r.topics[0] == topic
+                r.origin == Origin::WebSub
+                    && same_url(&r.callback) == callback
+                    && same_url(&r.topics[0]) == topic
             })
             .cloned()
     }
@@ -473,5 +508,19 @@ impl Webhooks {
             .map(Duration::from_secs)
             .unwrap_or(o.lease_default)
             .clamp(o.lease_min, o.lease_max.max(o.lease_min))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_url;
+
+    #[test]
+    fn urls_compare_with_unreserved_escapes_decoded() {
+        assert_eq!(same_url("https://a/%7Euser/%41b"), "https://a/~user/Ab");
+        assert_eq!(same_url("https://a/x%2Fy%20z"), "https://a/x%2Fy%20z");
+        assert_eq!(same_url("https://a/%zz%4"), "https://a/%zz%4");
+        assert_eq!(same_url("https://ä/%2d%C3"), "https://ä/-%C3");
+        assert_eq!(same_url("plain"), "plain");
     }
 }
