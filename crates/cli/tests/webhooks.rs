@@ -370,3 +370,60 @@ fn shutdown_does_not_wait_for_a_hanging_receiver() {
     let took = start.elapsed();
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
 }
+
+/// Memory per idle webhook subscription (a measurement): run with
+/// `cargo test -p herald-cli --test webhooks -- --ignored --nocapture idle_subscription_cost`.
+/// On one shared topic it is the subscription's own cost; on distinct topics
+/// each also brings its topic's fan-out ring (`ring_capacity` slots), as any
+/// subscriber of a topic nobody else watches does.
+#[test]
+#[ignore = "a measurement; prints figures"]
+fn idle_subscription_cost() {
+    for shared_topic in [true, false] {
+        let h = hub(&[]);
+        let rx = Receiver::start();
+        let rss_kib = || {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", h.child.id())).unwrap();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+                .unwrap()
+        };
+        let create = |from: usize, to: usize| {
+            for i in from..to {
+                let topic = if shared_topic {
+                    "idle".to_string()
+                } else {
+                    format!("idle/{i}")
+                };
+                let body =
+                    serde_json::json!({"topic": topic, "callback": rx.url(&format!("/idle{i}"))})
+                        .to_string();
+                let (status, text) = request(
+                    h.addr,
+                    "POST",
+                    "/webhooks",
+                    &[("Content-Type", "application/json")],
+                    body.as_bytes(),
+                );
+                assert_eq!(status, 201, "{text}");
+            }
+        };
+        create(0, 200); // warm up the allocator, the client pool, the store's cache
+        let before = rss_kib();
+        let n = 5000;
+        create(200, 200 + n);
+        std::thread::sleep(Duration::from_millis(500));
+        let after = rss_kib();
+        println!(
+            "{n} idle webhook subscriptions ({}): RSS {before} KiB -> {after} KiB, {:.2} KiB each",
+            if shared_topic {
+                "one topic"
+            } else {
+                "one topic each"
+            },
+            (after - before) as f64 / n as f64
+        );
+    }
+}
