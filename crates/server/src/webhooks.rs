@@ -377,7 +377,7 @@ impl Webhooks {
             .apply(vec![RecordOp::Put(rec.id, rec.encode())])
             .await
             .map_err(|e| e.to_string())?;
-        tracing::info!(id = rec.public_id(), origin = ?rec.origin, callback = %rec.callback, "webhook subscription created");
+        tracing::info!(id = rec.public_id(), origin = ?rec.origin, callback = %guard::for_log(&rec.callback), "webhook subscription created");
         self.spawn(rec);
         Ok(())
     }
@@ -458,19 +458,19 @@ impl Webhooks {
         // Counted before it leaves the list, so whoever sees it gone sees why.
         match why {
             Removal::Unsubscribed => {
-                tracing::info!(id, callback = %rec.callback, "webhook subscription removed")
+                tracing::info!(id, callback = %guard::for_log(&rec.callback), "webhook subscription removed")
             }
             Removal::Gone => {
                 self.stats.gone.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(id, callback = %rec.callback, "webhook callback answered 410 Gone: subscription removed")
+                tracing::info!(id, callback = %guard::for_log(&rec.callback), "webhook callback answered 410 Gone: subscription removed")
             }
             Removal::Expired => {
                 self.stats.expired.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(id, callback = %rec.callback, "webhook lease ended: subscription removed")
+                tracing::info!(id, callback = %guard::for_log(&rec.callback), "webhook lease ended: subscription removed")
             }
             Removal::Evicted => {
                 self.stats.evicted.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(id, callback = %rec.callback, failures = rec.failures, failing_since_ms = rec.failing_since_ms, "webhook subscription dropped: its deliveries kept failing")
+                tracing::warn!(id, callback = %guard::for_log(&rec.callback), failures = rec.failures, failing_since_ms = rec.failing_since_ms, "webhook subscription dropped: its deliveries kept failing")
             }
         }
         self.lock().remove(&rec.id);

@@ -100,12 +100,14 @@ pub(crate) async fn attempt(w: &Webhooks, rec: &Record, ev: &Event) -> Outcome {
         Ok(resp) if resp.status().is_success() => Outcome::Delivered,
         Ok(resp) if resp.status() == reqwest::StatusCode::GONE => Outcome::Gone,
         Ok(resp) => Outcome::Failed(format!("the callback answered {}", resp.status())),
-        Err(e) => Outcome::Failed(describe(&e)),
+        Err(e) => Outcome::Failed(describe(e)),
     }
 }
 
-/// The error and its causes on one line (reqwest's own text hides the cause).
-pub(crate) fn describe(e: &reqwest::Error) -> String {
+/// The error and its causes on one line (reqwest's own text hides the
+/// cause), without the URL (its query may carry a token).
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut out = if e.is_timeout() {
         "timed out".to_string()
     } else {

@@ -101,6 +101,21 @@ pub fn check_url(s: &str, allow_private: bool) -> Result<Url, UrlError> {
     Ok(url)
 }
 
+/// `url` for logs: without user info, query string or fragment (callback
+/// URLs often carry a token there).
+pub(crate) fn for_log(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
 /// Resolves with the system resolver, then keeps only allowed addresses.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GuardedResolver {
@@ -213,6 +228,15 @@ mod tests {
             check_url("/relative", true),
             Err(UrlError::NotUrl(_))
         ));
+    }
+
+    #[test]
+    fn logs_leave_out_credentials_and_queries() {
+        assert_eq!(
+            for_log("https://u:p@example.com:8443/cb?token=secret#x"),
+            "https://example.com:8443/cb"
+        );
+        assert_eq!(for_log("nope"), "(not a URL)");
     }
 
     #[tokio::test]

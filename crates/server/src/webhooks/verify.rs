@@ -61,7 +61,7 @@ async fn attempt(w: &Webhooks, callback: &str, topic: &str, intent: Intent) -> R
     let mut resp = w.client()?.get(url).send().await.map_err(|e| {
         format!(
             "verification request failed: {}",
-            super::delivery::describe(&e)
+            super::delivery::describe(e)
         )
     })?;
     let status = resp.status();

@@ -212,7 +212,7 @@ fn subscribe(
             _ = w.shutdown.cancelled() => {}
             _ = async {
                 if let Err(e) = verify(&w, &callback, &topic, intent).await {
-                    tracing::info!(%callback, %topic, error = %e, "WebSub verification of intent failed; nothing changed");
+                    tracing::info!(callback = %super::guard::for_log(&callback), %topic, error = %e, "WebSub verification of intent failed; nothing changed");
                     return;
                 }
                 let pending = Pending { topic, callback, secret, hub_url, grants, owner };
@@ -341,7 +341,7 @@ async fn fetch(shared: &Shared, topic: Topic) -> Result<Draft, Rejection> {
         bad_gateway(format!(
             "fetching {} failed: {}",
             topic.as_str(),
-            super::delivery::describe(&e)
+            super::delivery::describe(e)
         ))
     })?;
     if !resp.status().is_success() {

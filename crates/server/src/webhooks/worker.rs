@@ -128,7 +128,7 @@ async fn broken(w: &Webhooks, entry: &Entry, to: u64, why: &str) {
     let rec = entry.snapshot();
     tracing::warn!(
         id = rec.public_id(),
-        callback = %rec.callback,
+        callback = %super::guard::for_log(&rec.callback),
         from = rec.cursor,
         to,
         reason = why,
