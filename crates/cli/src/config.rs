@@ -13,6 +13,7 @@ use herald_core::{Limits, Retention};
 
 mod auth;
 mod tls;
+mod webhooks;
 pub use auth::AuthSettings;
 use herald_server::ServerOptions;
 use herald_store::StoreOptions;
@@ -151,6 +152,34 @@ settings! {
     tls_key: PathBuf = PathBuf::new(), "HERALD_TLS_KEY";
     /// Seconds between looks at tls_cert and tls_key for a new certificate (0 = only on SIGHUP).
     tls_reload_secs: u64 = 10, "HERALD_TLS_RELOAD_SECS";
+    /// Let webhook callbacks and WebSub topic URLs reach loopback, private, link-local or multicast addresses.
+    webhook_allow_private: bool = false, "HERALD_WEBHOOK_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// Webhook lease granted when none is asked for, in seconds.
+    webhook_lease_default_secs: u64 = 10 * 24 * 3600, "HERALD_WEBHOOK_LEASE_DEFAULT_SECS";
+    /// Shortest webhook lease granted, in seconds.
+    webhook_lease_min_secs: u64 = 60, "HERALD_WEBHOOK_LEASE_MIN_SECS";
+    /// Longest webhook lease granted, in seconds.
+    webhook_lease_max_secs: u64 = 30 * 24 * 3600, "HERALD_WEBHOOK_LEASE_MAX_SECS";
+    /// Time allowed for one webhook request (delivery, verification, topic fetch), in ms.
+    webhook_timeout_ms: u64 = 10_000, "HERALD_WEBHOOK_TIMEOUT_MS";
+    /// Webhook deliveries in flight at once to healthy subscribers.
+    webhook_concurrency: usize = 64, "HERALD_WEBHOOK_CONCURRENCY";
+    /// Webhook deliveries in flight at once to failing (demoted) subscribers.
+    webhook_failing_concurrency: usize = 4, "HERALD_WEBHOOK_FAILING_CONCURRENCY";
+    /// Wait after a failed webhook delivery, in ms; doubles with each failure in a row.
+    webhook_backoff_base_ms: u64 = 1000, "HERALD_WEBHOOK_BACKOFF_BASE_MS";
+    /// Longest wait between webhook delivery attempts, in ms.
+    webhook_backoff_max_ms: u64 = 3_600_000, "HERALD_WEBHOOK_BACKOFF_MAX_MS";
+    /// Failed webhook deliveries in a row after which the subscription is dropped (0 = no bound).
+    webhook_max_failures: u32 = 50, "HERALD_WEBHOOK_MAX_FAILURES";
+    /// Seconds of failing after which a webhook subscription is dropped (0 = no bound).
+    webhook_max_failing_secs: u64 = 3 * 24 * 3600, "HERALD_WEBHOOK_MAX_FAILING_SECS";
+    /// HMAC of X-Hub-Signature: sha1, sha256, sha384 or sha512.
+    webhook_signature: String = "sha256".into(), "HERALD_WEBHOOK_SIGNATURE";
+    /// Most webhook subscriptions at once.
+    webhook_max_subscriptions: usize = 10_000, "HERALD_WEBHOOK_MAX_SUBSCRIPTIONS";
+    /// Public URL of the WebSub hub, for Link rel="hub" ("" = the request's scheme and Host + /websub).
+    websub_hub_url: String = String::new(), "HERALD_WEBSUB_HUB_URL";
 }
 
 /// A setting that cannot work, with what to change.
@@ -280,6 +309,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
     };
     let auth = auth::validate(&s)?;
     let tls = tls::validate(&s)?;
+    let webhooks = webhooks::validate(&s)?;
     let retention = Retention {
         max_events_per_topic: s.retention_events_per_topic,
         max_bytes: s.retention_max_bytes,
@@ -319,6 +349,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
                 anonymous_subscribe: auth.anonymous_subscribe,
             },
             tls,
+            webhooks,
         },
         limits: Limits {
             max_topic_len: s.max_topic_len,

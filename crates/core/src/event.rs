@@ -46,6 +46,10 @@ pub struct Event {
     pub private: bool,
     /// When the log accepted it, in milliseconds since the Unix epoch.
     pub time_ms: u64,
+    /// The media type the publisher gave the payload (`None`: not given).
+    /// Only webhook deliveries use it: WebSub delivers a topic's content with
+    /// its content type unchanged.
+    pub content_type: Option<Box<str>>,
     /// The SSE frame, built on first use and then shared by every connection.
     sse: OnceLock<Bytes>,
     /// The JSON line (see [`crate::json`]), built on first use and shared.
@@ -74,9 +78,16 @@ impl Event {
             retry,
             private,
             time_ms,
+            content_type: None,
             sse: OnceLock::new(),
             json: OnceLock::new(),
         }
+    }
+
+    /// The same event carrying the payload's media type.
+    pub fn with_content_type(mut self, content_type: Option<Box<str>>) -> Event {
+        self.content_type = content_type;
+        self
     }
 
     /// Builds the committed form of `draft` at `seq` in `epoch`.
@@ -85,6 +96,7 @@ impl Event {
             Some(s) => EventId::Publisher(Arc::from(s)),
             None => EventId::Hub(Position { epoch, seq }),
         };
+        let content_type = draft.content_type;
         Event::new(
             seq,
             id,
@@ -95,6 +107,7 @@ impl Event {
             draft.private,
             time_ms,
         )
+        .with_content_type(content_type)
     }
 
     /// The event's Server-Sent Events frame, encoded once.
@@ -117,7 +130,9 @@ impl Event {
     /// Approximate bytes this event costs in storage (for byte-based retention).
     pub fn stored_size(&self) -> u64 {
         let topics: usize = self.topics.iter().map(|t| t.as_str().len() + 8).sum();
-        (self.data.len() + topics + self.kind.as_ref().map_or(0, |k| k.len()) + 48) as u64
+        let extra = self.kind.as_ref().map_or(0, |k| k.len())
+            + self.content_type.as_ref().map_or(0, |c| c.len());
+        (self.data.len() + topics + extra + 48) as u64
     }
 }
 
@@ -131,6 +146,7 @@ impl fmt::Debug for Event {
             .field("data", &self.data)
             .field("retry", &self.retry)
             .field("private", &self.private)
+            .field("content_type", &self.content_type)
             .finish()
     }
 }
@@ -221,6 +237,8 @@ pub struct Draft {
     pub retry: Option<u32>,
     /// Private event.
     pub private: bool,
+    /// The payload's media type, if the publisher gave one (see [`Event::content_type`]).
+    pub content_type: Option<Box<str>>,
 }
 
 impl Draft {
@@ -273,6 +291,7 @@ impl Draft {
             id,
             retry,
             private: false,
+            content_type: None,
         })
     }
 }

@@ -20,6 +20,8 @@
 //!   and transport calls.
 //! - [`sse`]: the Server-Sent Events encoder; each event is framed once and the
 //!   bytes are shared by every connection.
+//! - [`webhook_store`]: the [`WebhookStore`] trait (durable webhook
+//!   subscription records, opaque bytes by id) and [`MemoryWebhookStore`].
 //! - [`json`]: the JSON encoding shared by the JSON transports (NDJSON, polling,
 //!   JSONP, iframe), also encoded once per event and safe inside a `<script>`.
 //!
@@ -36,6 +38,7 @@ pub mod position;
 pub mod sse;
 pub mod subscription;
 pub mod topic;
+pub mod webhook_store;
 
 pub use event::{Draft, DraftError, Event, EventId, Limits};
 pub use fanout::Fanout;
@@ -46,3 +49,4 @@ pub use log::{
 pub use position::{Position, Resume};
 pub use subscription::{PrivateFilter, Reset, ResetReason, Subscription, SubscriptionEnd};
 pub use topic::{Match, Pattern, Selector, Topic, TopicError};
+pub use webhook_store::{MemoryWebhookStore, RecordError, RecordOp, WebhookStore};

@@ -19,6 +19,9 @@
 //!   reloaded from its files while the server runs. TLS connections skip the
 //!   lean path: after the handshake hyper serves HTTP/2 or HTTP/1.1
 //!   (`listener/tls.rs`).
+//! - [`webhooks`]: the WebSub hub (`/websub`) and webhook API (`/webhooks`):
+//!   durable subscriptions whose workers POST each event to a callback, in
+//!   order, with retries, back-off, demotion, eviction and an SSRF guard.
 //! - [`web`]: the browser client (`web/herald.js`), embedded and served at `/herald.js`.
 //!
 //! Data flow: socket → [`head`] → route → [`herald_core::Hub`] → transport writer → socket.
@@ -39,6 +42,7 @@ pub mod ticker;
 pub mod tls;
 pub mod transports;
 pub mod web;
+pub mod webhooks;
 
 pub use listener::{Server, serve};
 pub use options::ServerOptions;

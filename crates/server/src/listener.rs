@@ -48,6 +48,8 @@ pub struct Shared {
     pub connections: Arc<Connections>,
     /// Publish rate limits.
     pub publish_limits: PublishLimits,
+    /// Webhook subscriptions and their delivery workers.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// What hyper routes know about their connection (a request extension).
@@ -152,22 +154,45 @@ pub struct Server {
 
 impl Server {
     /// Binds nothing itself: takes a bound listener (tests bind port 0).
+    /// Webhook subscriptions are kept in memory (see [`Server::with_store`]).
     pub fn new(
         listener: TcpListener,
         hub: Hub,
         opts: ServerOptions,
         shutdown: CancellationToken,
     ) -> Server {
+        let store = Arc::new(herald_core::MemoryWebhookStore::default());
+        Server::with_store(listener, hub, opts, shutdown, store)
+    }
+
+    /// The same, keeping webhook subscriptions in `store` (the embedded
+    /// store's history file, so they survive restarts).
+    pub fn with_store(
+        listener: TcpListener,
+        hub: Hub,
+        opts: ServerOptions,
+        shutdown: CancellationToken,
+        store: Arc<dyn herald_core::WebhookStore>,
+    ) -> Server {
         let ticks = ticker::start(opts.heartbeat, shutdown.clone());
+        let tracker = TaskTracker::new();
+        let webhooks = crate::webhooks::Webhooks::new(
+            opts.webhooks.clone(),
+            store,
+            hub.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        );
         let shared = Arc::new(Shared {
             hub,
             shutdown,
             ticks,
             stats: Stats::default(),
-            tracker: TaskTracker::new(),
+            tracker,
             bosh: Default::default(),
             connections: Default::default(),
             publish_limits: PublishLimits::new(&opts),
+            webhooks,
             opts,
         });
         if let Some(tls) = &shared.opts.tls {
@@ -191,6 +216,7 @@ impl Server {
     pub async fn run(self) -> bool {
         let tracker = self.shared.tracker.clone();
         tokio::spawn(prune_limits(self.shared.clone()));
+        self.shared.webhooks.start().await;
         loop {
             tokio::select! {
                 _ = self.shared.shutdown.cancelled() => break,

@@ -118,10 +118,72 @@ pub fn render(shared: &Shared) -> String {
         "Store write transactions (one fsync each)",
         log.commits,
     );
+    webhook_metrics(&mut r, &shared.webhooks);
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &r);
     out
+}
+
+/// Webhook deliveries, evictions and queue depth (no per-topic or per-callback label).
+fn webhook_metrics(r: &mut Registry, w: &crate::webhooks::Webhooks) {
+    let s = &w.stats;
+    let deliveries = Family::<Vec<(String, String)>, Counter>::default();
+    for (result, v) in [("ok", &s.delivered), ("failed", &s.failed)] {
+        deliveries
+            .get_or_create(&vec![("result".into(), result.into())])
+            .inc_by(v.load(Ordering::Relaxed));
+    }
+    r.register(
+        "webhook_deliveries",
+        "Webhook delivery attempts, by result (failed attempts are retried)",
+        deliveries,
+    );
+    let removed = Family::<Vec<(String, String)>, Counter>::default();
+    for (reason, v) in [
+        ("evicted", &s.evicted),
+        ("gone", &s.gone),
+        ("expired", &s.expired),
+    ] {
+        removed
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc_by(v.load(Ordering::Relaxed));
+    }
+    r.register(
+        "webhook_removals",
+        "Webhook subscriptions removed by the hub: evicted after failing, 410 Gone, lease ended",
+        removed,
+    );
+    counter(
+        r,
+        "webhook_evictions",
+        "Webhook subscriptions dropped because their deliveries kept failing",
+        s.evicted.load(Ordering::Relaxed),
+    );
+    counter(
+        r,
+        "webhook_verification_failures",
+        "Verifications of intent that failed",
+        s.verification_failures.load(Ordering::Relaxed),
+    );
+    counter(
+        r,
+        "webhook_continuity_breaks",
+        "Times retention removed events a webhook subscription had not received",
+        s.continuity_breaks.load(Ordering::Relaxed),
+    );
+    gauge(
+        r,
+        "webhook_subscriptions",
+        "Webhook subscriptions (WebSub and API)",
+        w.len() as i64,
+    );
+    gauge(
+        r,
+        "webhook_queue_depth",
+        "Webhook subscriptions holding an event not yet delivered",
+        s.pending.load(Ordering::Relaxed),
+    );
 }
 
 /// Whether the node should receive traffic: not once it is draining.

@@ -62,6 +62,9 @@ pub struct ServerOptions {
     /// TLS (the loaded certificate, and the files it is reloaded from);
     /// `None` serves plain TCP.
     pub tls: Option<Tls>,
+    /// Webhooks and the WebSub hub: leases, timeouts, concurrency, back-off,
+    /// eviction, signatures, the SSRF guard.
+    pub webhooks: crate::webhooks::WebhookOptions,
 }
 
 impl Default for ServerOptions {
@@ -92,6 +95,7 @@ impl Default for ServerOptions {
             publish_rate_per_address: 5_000,
             publish_rate_per_token: 1_000,
             tls: None,
+            webhooks: Default::default(),
         }
     }
 }

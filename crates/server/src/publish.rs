@@ -1,6 +1,7 @@
 //! Native publishing: `POST /publish`.
 //!
-//! - raw: `POST /publish?topic=T[&topic=U][&type=K][&id=I][&retry=MS][&private=1]`, the body is the data;
+//! - raw: `POST /publish?topic=T[&topic=U][&type=K][&id=I][&retry=MS][&private=1]`, the body is the data
+//!   (its `Content-Type`, if any, is kept for webhook deliveries);
 //! - JSON (`Content-Type: application/json`): one object
 //!   `{"topic": "T" | ["T", …], "data": "…", "type": "…", "id": "…", "retry": 3000, "private": true}`
 //!   or an array of them (a batch, appended atomically and in order).
@@ -63,11 +64,20 @@ pub async fn handle(
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
         });
     let query = Query::parse(req.uri().query());
+    // Kept with a raw event: webhooks deliver it with its content type.
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(Box::from);
     let body = read_body(req, shared.opts.max_body_bytes).await?;
     let (drafts, batch) = match target {
         Target::Path(encoded) => {
             let topics = vec![path_topic(encoded, limits)?];
-            (vec![from_raw(&query, topics, body, limits)?], false)
+            let mut draft = from_raw(&query, topics, body, limits)?;
+            draft.content_type = content_type;
+            (vec![draft], false)
         }
         Target::Query if is_json => {
             if let Some(name) = RAW_ONLY.iter().find(|n| query.first(n).is_some()) {
@@ -82,7 +92,9 @@ pub async fn handle(
         }
         Target::Query => {
             let topics = query.topics(limits)?;
-            (vec![from_raw(&query, topics, body, limits)?], false)
+            let mut draft = from_raw(&query, topics, body, limits)?;
+            draft.content_type = content_type;
+            (vec![draft], false)
         }
     };
     for d in &drafts {

@@ -60,6 +60,10 @@ pub async fn handle(
         (&Method::GET | &Method::HEAD, "/openapi.json") => {
             Ok(web::serve(web::File::OpenApi, req.headers()))
         }
+        (&Method::POST, "/websub") => crate::webhooks::handle_websub(req, &shared).await,
+        (_, p) if p == "/webhooks" || p.starts_with("/webhooks/") => {
+            crate::webhooks::handle_api(req, &shared).await
+        }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
         (_, p) if allowed_methods(&shared, p).is_some() => {
             return Ok(not_allowed(
@@ -86,6 +90,8 @@ GET  /stream?topic=T         subscribe as an NDJSON stream (format=iframe: forev
 GET  /poll?topic=T&since=ID  long-poll (timeout=0: short poll; callback=NAME: JSONP)\n\
 GET  /ws[?topic=T]           WebSocket: JSON subscribe, unsubscribe, publish, ping\n\
 POST /bosh                   BOSH (XEP-0124) sessions carrying the same operations\n\
+POST /websub                 WebSub hub: subscribe, unsubscribe, publish pings (form-encoded)\n\
+POST /webhooks               create a webhook subscription (JSON); GET lists, DELETE /webhooks/ID removes\n\
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\
@@ -95,7 +101,7 @@ GET  /openapi.json           the HTTP API as an OpenAPI 3.1 document\n";
 /// The methods a known path answers (`Allow`), or `None` for an unknown path.
 fn allowed_methods(shared: &Shared, path: &str) -> Option<&'static str> {
     Some(match path {
-        "/publish" | "/bosh" => "POST, OPTIONS",
+        "/publish" | "/bosh" | "/websub" => "POST, OPTIONS",
         p if p.starts_with("/topics/") => "POST, OPTIONS",
         "/sse" | "/stream" | "/poll" | "/ws" | "/metrics" | "/" => "GET, OPTIONS",
         "/ws/echo" if shared.opts.ws_echo => "GET, OPTIONS",

@@ -6,12 +6,14 @@
 
 use std::sync::Arc;
 
-use herald_core::{AppendError, Draft, Event, EventId, Retention, Topic};
+use herald_core::{AppendError, Draft, Event, EventId, RecordOp, Retention, Topic};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::codec;
 use crate::error::Fault;
-use crate::tables::{EVENTS, IDS, META, Meta, Shape, TOPIC_COUNTS, TOPIC_INDEX, TOPIC_MARKS};
+use crate::tables::{
+    EVENTS, IDS, META, Meta, Shape, TOPIC_COUNTS, TOPIC_INDEX, TOPIC_MARKS, WEBHOOKS,
+};
 
 /// The tables of one write transaction, and the meta record as it changes.
 pub(crate) struct Tables<'t> {
@@ -21,6 +23,7 @@ pub(crate) struct Tables<'t> {
     counts: Table<'t, &'static str, u64>,
     marks: Table<'t, &'static str, u64>,
     meta_table: Table<'t, &'static str, u64>,
+    webhooks: Table<'t, u64, &'static [u8]>,
     /// The meta record including this transaction's changes; written back by `finish`.
     meta: Meta,
     /// Whether anything was written: a transaction that changed nothing is
@@ -48,6 +51,7 @@ impl<'t> Tables<'t> {
             counts: txn.open_table(TOPIC_COUNTS)?,
             marks: txn.open_table(TOPIC_MARKS)?,
             meta_table: txn.open_table(META)?,
+            webhooks: txn.open_table(WEBHOOKS)?,
             meta,
             changed: false,
         })
@@ -155,6 +159,22 @@ impl<'t> Tables<'t> {
             }
             self.meta.global_mark = seq;
             self.remove_event(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Applies webhook record changes, in order.
+    pub(crate) fn records(&mut self, ops: Vec<RecordOp>) -> Result<(), Fault> {
+        for op in ops {
+            self.changed = true;
+            match op {
+                RecordOp::Put(id, bytes) => {
+                    self.webhooks.insert(id, &*bytes)?;
+                }
+                RecordOp::Delete(id) => {
+                    self.webhooks.remove(id)?;
+                }
+            }
         }
         Ok(())
     }

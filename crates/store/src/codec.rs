@@ -1,6 +1,10 @@
 //! The stored form of an event: postcard bytes of [`StoredEvent`], keyed by
 //! `seq` (so `seq` itself is not repeated in the value). Hub-generated ids are
 //! not stored either; they are rebuilt from the epoch and `seq`.
+//!
+//! An event's content type, when it has one, follows the record as a second
+//! postcard value; records written before content types existed end after the
+//! first value and decode with none. Files stay readable both ways.
 
 use std::sync::Arc;
 
@@ -47,14 +51,25 @@ pub(crate) fn encode(ev: &Event) -> Result<Vec<u8>, Fault> {
         private: ev.private,
         time_ms: ev.time_ms,
     };
-    postcard::to_allocvec(&stored)
-        .map_err(|e| Fault::Corrupt(format!("cannot encode event {}: {e}", ev.seq)))
+    let fail = |e: postcard::Error| Fault::Corrupt(format!("cannot encode event {}: {e}", ev.seq));
+    let mut out = postcard::to_allocvec(&stored).map_err(fail)?;
+    if let Some(ct) = ev.content_type.as_deref() {
+        out.extend(postcard::to_allocvec(ct).map_err(fail)?);
+    }
+    Ok(out)
 }
 
 /// Rebuilds the event stored at `seq` in a log of `epoch`.
 pub(crate) fn decode(seq: u64, epoch: u64, bytes: &[u8]) -> Result<Event, Fault> {
     let bad = |what: String| Fault::Corrupt(format!("event {seq}: {what}"));
-    let s: StoredEvent<'_> = postcard::from_bytes(bytes).map_err(|e| bad(e.to_string()))?;
+    let (s, rest): (StoredEvent<'_>, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|e| bad(e.to_string()))?;
+    let content_type = if rest.is_empty() {
+        None
+    } else {
+        let ct: &str = postcard::from_bytes(rest).map_err(|e| bad(e.to_string()))?;
+        Some(Box::from(ct))
+    };
     let topics = s
         .topics
         .iter()
@@ -73,7 +88,8 @@ pub(crate) fn decode(seq: u64, epoch: u64, bytes: &[u8]) -> Result<Event, Fault>
         s.retry,
         s.private,
         s.time_ms,
-    ))
+    )
+    .with_content_type(content_type))
 }
 
 #[cfg(test)]
@@ -92,7 +108,8 @@ mod tests {
             Some(1500),
             true,
             123,
-        );
+        )
+        .with_content_type(Some(Box::from("application/json")));
         let back = decode(7, 9, &encode(&ev).unwrap()).unwrap();
         assert_eq!(format!("{back:?}"), format!("{ev:?}"));
         assert_eq!(back.time_ms, 123);
@@ -109,6 +126,7 @@ mod tests {
         );
         let back = decode(3, 9, &encode(&hub).unwrap()).unwrap();
         assert_eq!(back.id, hub.id);
+        assert_eq!(back.content_type, None);
     }
 
     #[test]

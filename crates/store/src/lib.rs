@@ -14,7 +14,10 @@
 //!   reference model the property tests compare against.
 //! - `read.rs`: `read` and `lookup_id` on a read transaction (a snapshot), run
 //!   on tokio's blocking pool, concurrently with the writer.
-//! - `tables.rs`: the six tables and the meta record (epoch, next `seq`,
+//! - Webhook records ([`herald_core::WebhookStore`] on [`RedbLog`]): the
+//!   `webhooks` table in the same file; changes go through the writer thread
+//!   (a `Records` command, committed with the group), loads read a snapshot.
+//! - `tables.rs`: the seven tables and the meta record (epoch, next `seq`,
 //!   global trim mark, total bytes); `codec.rs`: the postcard form of an event.
 //! - `stats.rs`: [`StoreStats`], kept in atomics by the writer so reading them
 //!   costs nothing; `error.rs`: [`StoreError`].

@@ -115,3 +115,19 @@ pub(crate) fn lookup_id(db: &Database, id: &str) -> Result<Option<u64>, Fault> {
     let ids = txn.open_table(IDS)?;
     Ok(ids.get(id)?.map(|g| g.value()))
 }
+
+/// Every webhook record, by id (none in a file that never stored one).
+pub(crate) fn webhook_records(db: &Database) -> Result<Vec<(u64, bytes::Bytes)>, Fault> {
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(crate::tables::WEBHOOKS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        out.push((k.value(), bytes::Bytes::copy_from_slice(v.value())));
+    }
+    Ok(out)
+}

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
 
 use herald_core::{
-    AppendError, BoxFuture, Draft, Event, Fanout, Log, ReadError, ScanPage, Selector, Topic,
+    AppendError, BoxFuture, Draft, Event, Fanout, Log, ReadError, RecordError, RecordOp, ScanPage,
+    Selector, Topic, WebhookStore,
 };
 use redb::Database;
 use tokio::sync::oneshot;
@@ -235,6 +236,28 @@ impl Log for RedbLog {
             topics: st.topics,
             commits: st.commits,
         }
+    }
+}
+
+/// Webhook records live in the history file's `webhooks` table; changes go
+/// through the writer thread like appends (and share their group commits).
+impl WebhookStore for RedbLog {
+    fn load(&self) -> BoxFuture<'_, Result<Vec<(u64, bytes::Bytes)>, RecordError>> {
+        Box::pin(async move {
+            self.with_db(|db| read::webhook_records(db).map(Ok))
+                .await
+                .map_err(|e| RecordError(e.to_string()))
+        })
+    }
+
+    fn apply(&self, ops: Vec<RecordOp>) -> BoxFuture<'_, Result<(), RecordError>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.send(Command::Records { ops, reply });
+        Box::pin(async move {
+            let closed = || RecordError(StoreError::Closed.to_string());
+            sent.map_err(|()| closed())?;
+            answer.await.map_err(|_| closed())?.map_err(RecordError)
+        })
     }
 }
 

@@ -1,4 +1,4 @@
-//! The on-disk layout: six tables in one redb file, and the meta record.
+//! The on-disk layout: seven tables in one redb file, and the meta record.
 //!
 //! | table | key → value | why |
 //! |---|---|---|
@@ -8,8 +8,13 @@
 //! | `topic_counts` | topic → events indexed | count retention without counting |
 //! | `topic_marks` | topic → highest `seq` count-trimmed | `Expired` answers per topic |
 //! | `meta` | name → `u64` | [`Meta`] and the format version |
+//! | `webhooks` | id → record bytes | webhook subscriptions ([`herald_core::WebhookStore`]) |
 //!
-//! Only the writer thread writes; readers see committed snapshots.
+//! Only the writer thread writes; readers see committed snapshots. The
+//! `webhooks` table is created by the first write transaction that opens it,
+//! so files made before it existed open unchanged (a read treats its absence
+//! as empty); the format version is unchanged because older herald versions
+//! never look at it.
 
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -29,6 +34,8 @@ pub(crate) const IDS: TableDefinition<&str, u64> = TableDefinition::new("ids");
 pub(crate) const TOPIC_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("topic_counts");
 /// Per-topic trim marks left by count retention.
 pub(crate) const TOPIC_MARKS: TableDefinition<&str, u64> = TableDefinition::new("topic_marks");
+/// Webhook subscription records (bytes the server encodes), by id.
+pub(crate) const WEBHOOKS: TableDefinition<u64, &[u8]> = TableDefinition::new("webhooks");
 /// The meta record, one row per field.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 

@@ -16,7 +16,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use herald_core::{AppendError, Draft, Event, Fanout};
+use herald_core::{AppendError, Draft, Event, Fanout, RecordOp};
 use redb::Database;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -41,6 +41,11 @@ pub(crate) enum Command {
     /// Apply byte and age retention as of `now_ms`.
     Trim {
         now_ms: u64,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Change webhook subscription records (committed with the group).
+    Records {
+        ops: Vec<RecordOp>,
         reply: oneshot::Sender<Result<(), String>>,
     },
     /// Finish what was sent before, then stop.
@@ -115,6 +120,13 @@ impl Writer {
                     ops.push(Op::Trim(now_ms));
                     replies.push(Reply::Trim(reply));
                 }
+                Command::Records {
+                    ops: changes,
+                    reply,
+                } => {
+                    ops.push(Op::Records(changes));
+                    replies.push(Reply::Trim(reply));
+                }
                 Command::Close { reply } => {
                     close = Some(reply);
                     break;
@@ -166,6 +178,7 @@ impl Writer {
                     Op::Trim(now_ms) => tables
                         .trim_global(&self.opts.retention, now_ms)
                         .map(|()| Ok(Vec::new()))?,
+                    Op::Records(changes) => tables.records(changes).map(|()| Ok(Vec::new()))?,
                 });
             }
             (results, tables.finish()?)
@@ -222,9 +235,11 @@ impl Writer {
 enum Op {
     Append(Vec<Draft>, u64),
     Trim(u64),
+    Records(Vec<RecordOp>),
 }
 
-/// A request's reply channel, kept until after the commit.
+/// A request's reply channel, kept until after the commit. `Trim` also
+/// answers record changes: both only say whether the commit happened.
 enum Reply {
     Append(oneshot::Sender<AppendResult>),
     Trim(oneshot::Sender<Result<(), String>>),

@@ -80,7 +80,14 @@ async fn serve(config: Config) -> ExitCode {
     };
     let hub = Hub::new(log.clone(), fanout.clone(), config.limits.clone());
     let shutdown = CancellationToken::new();
-    let server = Server::new(listener, hub, config.server.clone(), shutdown.clone());
+    // Webhook subscriptions live in the history file, beside the events.
+    let server = Server::with_store(
+        listener,
+        hub,
+        config.server.clone(),
+        shutdown.clone(),
+        log.clone(),
+    );
     let addr = match server.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -103,6 +110,11 @@ async fn serve(config: Config) -> ExitCode {
     if config.server.dev {
         tracing::warn!(
             "DEVELOPMENT MODE: anyone can publish and subscribe to every topic. Never run --dev in production."
+        );
+    }
+    if config.server.webhooks.allow_private {
+        tracing::warn!(
+            "webhook_allow_private is on: webhook callbacks and WebSub topic URLs may reach loopback and private addresses"
         );
     }
     if config.server.ws_echo {

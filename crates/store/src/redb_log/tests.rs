@@ -79,6 +79,7 @@ fn draft(data: &'static str, id: &str) -> Draft {
         id: Some(Box::from(id)),
         retry: None,
         private: false,
+        content_type: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub fn draft(topics: &[&str], data: &str, id: Option<&str>) -> Draft {
         id: id.map(Box::from),
         retry: None,
         private: false,
+        content_type: None,
     }
 }
 
