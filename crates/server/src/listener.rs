@@ -48,6 +48,8 @@ pub struct Shared {
     pub connections: Arc<Connections>,
     /// Publish rate limits.
     pub publish_limits: PublishLimits,
+    /// Open Bayeux sessions.
+    pub bayeux: crate::protocols::bayeux::Registry,
 }
 
 /// What hyper routes know about their connection (a request extension).
@@ -168,6 +170,7 @@ impl Server {
             bosh: Default::default(),
             connections: Default::default(),
             publish_limits: PublishLimits::new(&opts),
+            bayeux: Default::default(),
             opts,
         });
         if let Some(tls) = &shared.opts.tls {

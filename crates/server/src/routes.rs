@@ -54,6 +54,9 @@ pub async fn handle(
         (&Method::GET | &Method::HEAD, "/herald.d.ts") => {
             Ok(web::serve(web::File::Types, req.headers()))
         }
+        (_, p) if p == "/bayeux" || p.starts_with("/bayeux/") => {
+            crate::protocols::bayeux::http::handle(req, shared.clone()).await
+        }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
         (_, "/publish" | "/bosh") => Err(not_allowed("POST")),
         (_, "/sse" | "/stream" | "/poll" | "/ws" | "/herald.js" | "/herald.d.ts") => {
@@ -77,6 +80,7 @@ GET  /stream?topic=T         subscribe as an NDJSON stream (format=iframe: forev
 GET  /poll?topic=T&since=ID  long-poll (timeout=0: short poll; callback=NAME: JSONP)\n\
 GET  /ws[?topic=T]           WebSocket: JSON subscribe, unsubscribe, publish, ping\n\
 POST /bosh                   BOSH (XEP-0124) sessions carrying the same operations\n\
+/bayeux                      Bayeux 1.0 (CometD, Faye): long-polling, callback-polling, websocket\n\
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\

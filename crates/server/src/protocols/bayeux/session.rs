@@ -1,0 +1,540 @@
+//! One Bayeux session: a task that owns the client's subscriptions and its
+//! held `/meta/connect`, and answers the messages its transports hand it.
+//!
+//! Transports send each batch as a [`Command`] with a [`Sink`]: a one-shot
+//! reply for an HTTP request, or the outgoing queue of a WebSocket. The task:
+//!
+//! - answers subscribe, unsubscribe, publish and `/service` messages at once;
+//! - holds a connect until an event arrives or its timeout passes (the
+//!   client's `advice.timeout`, capped by `bayeux_connect_timeout`; `0` answers
+//!   at once), and answers a connect at once when its batch carried other
+//!   messages; a new connect releases the one held;
+//! - over HTTP, events ride on the first response that goes out (the held
+//!   connect, or any other request's); over WebSocket they are pushed as they
+//!   come, and the held connect is only the heartbeat;
+//! - ends when no connect is held for `bayeux_max_interval` (CometD's
+//!   `maxInterval`), on `/meta/disconnect`, when its token expires, when a
+//!   subscription fell behind retention, and at shutdown; later messages with
+//!   its id get `402::Unknown client` and `reconnect: handshake`.
+//!
+//! Events are not copied into a per-session queue: they wait in the shared
+//! rings (and the log) until the session has a response to put them on, at
+//! most `bayeux_max_deliveries` per response.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use herald_core::{Draft, Event, Resume, Subscription, SubscriptionEnd, Topic};
+
+use crate::auth::Access;
+use crate::listener::Shared;
+use crate::publish;
+
+use super::channel::{self, Channel};
+use super::message::{self, Message, error, failure, reply};
+use super::selector;
+
+/// Multi-subscription events remembered to deliver each once.
+const RECENT: usize = 1024;
+
+/// Where the answer to a batch goes.
+pub enum Sink {
+    /// An HTTP request waiting for its response.
+    Http(oneshot::Sender<Vec<String>>),
+    /// A WebSocket's outgoing queue (each item is one frame's messages).
+    Ws(mpsc::Sender<Vec<String>>),
+}
+
+impl Sink {
+    /// Sends `messages`; false if the client is gone or its queue is full.
+    fn send(self, messages: Vec<String>) -> bool {
+        match self {
+            Sink::Http(tx) => tx.send(messages).is_ok(),
+            Sink::Ws(tx) => messages.is_empty() || tx.try_send(messages).is_ok(),
+        }
+    }
+}
+
+/// A batch of messages for one session.
+pub struct Command {
+    /// The messages, in order (no handshake among them).
+    pub messages: Vec<Message>,
+    /// Where the replies go.
+    pub sink: Sink,
+}
+
+/// One subscription of the client.
+struct Sub {
+    /// The channel or pattern the client named.
+    channel: String,
+    sub: Subscription,
+}
+
+/// A held `/meta/connect`.
+struct Held {
+    id: Option<Value>,
+    sink: Sink,
+    until: Instant,
+}
+
+/// The session task's state.
+pub struct Session {
+    id: Arc<str>,
+    shared: Arc<Shared>,
+    access: Access,
+    peer: Option<IpAddr>,
+    rx: mpsc::Receiver<Command>,
+    subs: Vec<Sub>,
+    /// `seq`s of recent events that matched several subscriptions.
+    recent: VecDeque<u64>,
+    held: Option<Held>,
+    /// The WebSocket the client last spoke on, for pushed deliveries.
+    ws: Option<mpsc::Sender<Vec<String>>>,
+    /// When the last connect was answered with none held since.
+    idle_since: Instant,
+}
+
+/// Why the session ends.
+enum End {
+    /// Asked by the client, or its socket queue overflowed.
+    Quiet,
+    /// Its state is gone: the client must handshake again.
+    Handshake,
+    /// The hub is shutting down.
+    Shutdown,
+}
+
+impl Session {
+    /// A session for the client `id`, with the access its handshake proved.
+    pub fn new(
+        id: Arc<str>,
+        shared: Arc<Shared>,
+        access: Access,
+        peer: Option<IpAddr>,
+        rx: mpsc::Receiver<Command>,
+    ) -> Self {
+        Session {
+            id,
+            shared,
+            access,
+            peer,
+            rx,
+            subs: Vec::new(),
+            recent: VecDeque::new(),
+            held: None,
+            ws: None,
+            idle_since: Instant::now(),
+        }
+    }
+
+    /// Serves the session until it ends, then forgets it.
+    pub async fn run(mut self) {
+        let end = self.serve().await;
+        self.shared.bayeux.remove(&self.id);
+        let advice = match end {
+            End::Quiet => None,
+            End::Handshake => Some(json!({"reconnect": "handshake", "interval": 0})),
+            End::Shutdown => Some(json!({"reconnect": "retry", "interval": 1000})),
+        };
+        if let (Some(held), Some(advice)) = (self.held.take(), advice) {
+            let text = json!({
+                "channel": "/meta/connect", "successful": true, "id": held.id, "advice": advice,
+            });
+            held.sink.send(vec![text.to_string()]);
+        }
+        // Answer batches that were queued while the session ended.
+        self.rx.close();
+        while let Ok(cmd) = self.rx.try_recv() {
+            let replies = cmd.messages.iter().map(message::unknown_client).collect();
+            cmd.sink.send(replies);
+        }
+        tracing::debug!("bayeux session ended");
+    }
+
+    async fn serve(&mut self) -> End {
+        let token_deadline = self.access.deadline();
+        let max_interval = self.shared.opts.bayeux_max_interval;
+        loop {
+            let mut deadline = match &self.held {
+                Some(h) => h.until,
+                None => self.idle_since + max_interval,
+            };
+            if let Some(t) = token_deadline {
+                deadline = deadline.min(t);
+            }
+            let ready = self.can_deliver();
+            tokio::select! {
+                biased;
+                _ = self.shared.shutdown.cancelled() => return End::Shutdown,
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => {
+                        if let Some(end) = self.command(cmd).await {
+                            return end;
+                        }
+                    }
+                    None => return End::Quiet,
+                },
+                r = next_event(&mut self.subs), if ready => match r {
+                    Ok((i, ev)) => {
+                        let mut out = Vec::new();
+                        self.push(i, ev, &mut out);
+                        self.gather(&mut out);
+                        if !self.deliver(out) {
+                            return End::Quiet;
+                        }
+                    }
+                    Err(SubscriptionEnd::Closed) => return End::Shutdown,
+                    Err(e) => {
+                        tracing::info!(error = %e, "bayeux session fell behind; it must handshake again");
+                        return End::Handshake;
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    let now = Instant::now();
+                    if token_deadline.is_some_and(|t| t <= now) {
+                        return End::Handshake;
+                    }
+                    match self.held.take() {
+                        Some(held) => self.answer_connect(held, Vec::new()),
+                        None => return End::Handshake,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a delivery could go out now.
+    fn can_deliver(&self) -> bool {
+        match &self.ws {
+            Some(ws) if !ws.is_closed() => ws.capacity() > 0,
+            _ => self.held.is_some(),
+        }
+    }
+
+    /// Sends gathered deliveries: pushed on the WebSocket, or on the held connect.
+    fn deliver(&mut self, out: Vec<String>) -> bool {
+        if let Some(ws) = &self.ws {
+            if ws.is_closed() {
+                self.ws = None;
+            } else {
+                // Capacity was checked before the events were taken; a full
+                // queue now means the client stopped reading.
+                return ws.try_send(out).is_ok();
+            }
+        }
+        match self.held.take() {
+            Some(held) => self.answer_connect(held, out),
+            None => tracing::debug!("bayeux deliveries dropped: the client left"),
+        }
+        true
+    }
+
+    fn answer_connect(&mut self, held: Held, mut out: Vec<String>) {
+        let opts = &self.shared.opts;
+        let text = json!({
+            "channel": "/meta/connect",
+            "successful": true,
+            "id": held.id,
+            "advice": message::retry_advice(
+                opts.bayeux_connect_timeout.as_millis() as u64,
+                opts.bayeux_max_interval.as_millis() as u64,
+            ),
+        });
+        out.insert(0, text.to_string());
+        held.sink.send(out);
+        self.idle_since = Instant::now();
+    }
+
+    /// Handles one batch; `Some` ends the session.
+    async fn command(&mut self, cmd: Command) -> Option<End> {
+        let Command { messages, sink } = cmd;
+        self.idle_since = Instant::now();
+        if let Sink::Ws(tx) = &sink {
+            self.ws = Some(tx.clone());
+        }
+        let mut replies = Vec::with_capacity(messages.len());
+        let mut connect = None;
+        let mut disconnect = false;
+        let others = messages.iter().any(|m| m.channel != "/meta/connect");
+        for m in messages {
+            if m.client_id.as_deref().is_some_and(|c| c != &*self.id) {
+                replies.push(message::unknown_client(&m));
+                continue;
+            }
+            match m.channel.as_str() {
+                "/meta/connect" => match m.connection_type.as_ref().and_then(Value::as_str) {
+                    Some(_) => {
+                        if let Some(old) = connect.replace(m) {
+                            replies.push(failure(
+                                &old,
+                                error(400, "", "one /meta/connect per batch"),
+                                None,
+                            ));
+                        }
+                    }
+                    None => replies.push(failure(
+                        &m,
+                        error(402, "connectionType", "Missing connectionType"),
+                        None,
+                    )),
+                },
+                "/meta/disconnect" => {
+                    replies.push(reply(&m, true, json!({})));
+                    disconnect = true;
+                }
+                "/meta/subscribe" => replies.push(self.subscribe(&m).await),
+                "/meta/unsubscribe" => replies.push(self.unsubscribe(&m)),
+                "/meta/handshake" => replies.push(failure(
+                    &m,
+                    error(400, "", "a handshake must be the first message of its batch"),
+                    None,
+                )),
+                c if c.starts_with("/meta/") => {
+                    replies.push(failure(&m, error(404, c, "Unknown Channel"), None))
+                }
+                _ => replies.extend(self.publish(&m).await),
+            }
+        }
+        if disconnect {
+            if let Some(held) = self.held.take() {
+                self.answer_connect(held, Vec::new());
+            }
+            sink.send(replies);
+            return Some(End::Quiet);
+        }
+        // A new connect (or any request, over HTTP) takes what is ready.
+        let mut out = Vec::new();
+        if connect.is_some() || matches!(sink, Sink::Http(_)) {
+            self.gather(&mut out);
+        }
+        match connect {
+            Some(c) => {
+                if let Some(old) = self.held.take() {
+                    self.answer_connect(old, Vec::new());
+                }
+                let max = self.shared.opts.bayeux_connect_timeout;
+                let asked = c.advice.as_ref().and_then(|a| a.timeout);
+                let hold = asked.map_or(max, |ms| {
+                    std::time::Duration::from_millis(ms.max(0.0) as u64).min(max)
+                });
+                let immediate =
+                    hold.is_zero() || others || !out.is_empty() || !replies.is_empty();
+                let held = Held {
+                    id: c.id.clone(),
+                    sink,
+                    until: Instant::now() + hold,
+                };
+                if immediate {
+                    replies.append(&mut out);
+                    self.answer_connect(held, replies);
+                } else {
+                    self.held = Some(held);
+                }
+            }
+            None => {
+                replies.append(&mut out);
+                if !sink.send(replies) {
+                    tracing::debug!("bayeux reply undeliverable: the client left");
+                }
+            }
+        }
+        None
+    }
+
+    async fn subscribe(&mut self, m: &Message) -> String {
+        let names = match names(m) {
+            Ok(n) => n,
+            Err(e) => return failure(m, e, None),
+        };
+        let mut added: Vec<Sub> = Vec::new();
+        for name in names {
+            if self.subs.iter().chain(&added).any(|s| s.channel == name) {
+                continue;
+            }
+            let parsed = channel::parse(&name);
+            match parsed {
+                None => return failure(m, error(405, &name, "Invalid channel"), None),
+                Some(Channel::Meta) => {
+                    return failure(m, error(403, &name, "Meta channels cannot be subscribed"), None);
+                }
+                // Answers go to the requester only: nothing to record.
+                Some(Channel::Service(_)) => continue,
+                Some(Channel::Name(_) | Channel::Wild(_)) => {}
+            }
+            let max = self.shared.opts.bayeux_max_subscriptions;
+            if self.subs.len() + added.len() >= max {
+                let why = format!("a session may hold at most {max} subscriptions");
+                return failure(m, error(403, &name, &why), None);
+            }
+            match self.open(&name).await {
+                Ok(sub) => added.push(Sub { channel: name, sub }),
+                Err(e) => return failure(m, e, None),
+            }
+        }
+        self.subs.append(&mut added);
+        reply(m, true, json!({ "subscription": m.subscription }))
+    }
+
+    /// Authorizes and opens a hub subscription for a channel or pattern.
+    async fn open(&self, name: &str) -> Result<Subscription, String> {
+        let shared = &self.shared;
+        let selector = selector::for_channel(name, shared, &self.access)?;
+        let mut sub = shared
+            .hub
+            .subscribe(&selector, Resume::Now)
+            .await
+            .map_err(|e| error(500, name, &e.to_string()))?;
+        if let Some(filter) = self.access.private_filter() {
+            sub.set_private_filter(filter);
+        }
+        Ok(sub)
+    }
+
+    fn unsubscribe(&mut self, m: &Message) -> String {
+        match names(m) {
+            Ok(names) => {
+                self.subs.retain(|s| !names.contains(&s.channel));
+                reply(m, true, json!({ "subscription": m.subscription }))
+            }
+            Err(e) => failure(m, e, None),
+        }
+    }
+
+    /// A publish: to a topic, or to a `/service` channel (answered here).
+    async fn publish(&mut self, m: &Message) -> Vec<String> {
+        let Some(data) = &m.data else {
+            return vec![failure(m, error(402, "data", "Missing data"), None)];
+        };
+        match channel::parse(&m.channel) {
+            None | Some(Channel::Wild(_)) | Some(Channel::Meta) => {
+                vec![failure(m, error(405, &m.channel, "Invalid channel"), None)]
+            }
+            Some(Channel::Service(name)) => service(m, name, data.get()),
+            Some(Channel::Name(name)) => match self.publish_topic(name, data.get()).await {
+                Ok(()) => vec![reply(m, true, json!({}))],
+                Err(e) => vec![failure(m, e, None)],
+            },
+        }
+    }
+
+    async fn publish_topic(&self, name: &str, data: &str) -> Result<(), String> {
+        let shared = &self.shared;
+        let limits = shared.hub.limits();
+        let fail = |code: u16, why: String| error(code, name, &why);
+        let topic = Topic::parse(name, limits.max_topic_len).map_err(|e| fail(405, e.to_string()))?;
+        self.access
+            .may_publish(std::slice::from_ref(&topic))
+            .map_err(|r| fail(403, r.message))?;
+        shared
+            .publish_limits
+            .check(self.peer, &self.access, 1)
+            .map_err(|r| fail(407, r.message))?;
+        let draft = Draft::new(
+            vec![topic],
+            Bytes::copy_from_slice(data.as_bytes()),
+            None,
+            None,
+            None,
+            limits,
+        )
+        .map_err(|e| fail(407, e.to_string()))?;
+        publish::publish(shared, vec![draft])
+            .await
+            .map_err(|r| fail(407, r.message))?;
+        Ok(())
+    }
+
+    /// Takes what is ready on every subscription, up to the delivery limit.
+    fn gather(&mut self, out: &mut Vec<String>) {
+        let max = self.shared.opts.bayeux_max_deliveries;
+        'gather: while out.len() < max {
+            let mut any = false;
+            for i in 0..self.subs.len() {
+                if let Some(ev) = self.subs[i].sub.try_next() {
+                    any = true;
+                    self.push(i, ev, out);
+                    if out.len() >= max {
+                        break 'gather;
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    /// Adds an event from subscription `i`, once per session.
+    fn push(&mut self, i: usize, ev: Arc<Event>, out: &mut Vec<String>) {
+        if self.subs.len() > 1 {
+            if self.recent.contains(&ev.seq) {
+                return;
+            }
+            if self.recent.len() == RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(ev.seq);
+        }
+        let pattern = &self.subs[i].channel;
+        let name = ev
+            .topics
+            .iter()
+            .map(|t| t.as_str())
+            .find(|t| channel::matches(pattern, t))
+            .unwrap_or_else(|| ev.topics[0].as_str());
+        out.push(message::delivery(&ev, name));
+    }
+}
+
+/// The built-in services: `/service/echo` sends the data back to its
+/// publisher (a connectivity check); other services do not exist.
+fn service(m: &Message, name: &str, data: &str) -> Vec<String> {
+    if name != "/service/echo" {
+        return vec![failure(m, error(404, name, "Unknown service"), None)];
+    }
+    let mut echo = Vec::with_capacity(data.len() + name.len() + 24);
+    echo.extend_from_slice(b"{\"channel\":");
+    herald_core::json::string(&mut echo, name);
+    echo.extend_from_slice(b",\"data\":");
+    echo.extend_from_slice(data.as_bytes());
+    echo.push(b'}');
+    vec![
+        reply(m, true, json!({})),
+        String::from_utf8(echo).unwrap_or_default(),
+    ]
+}
+
+/// The channel names of a subscribe or unsubscribe.
+fn names(m: &Message) -> Result<Vec<String>, String> {
+    let missing = || error(402, "subscription", "Missing subscription");
+    match &m.subscription {
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(a)) if !a.is_empty() => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(missing))
+            .collect(),
+        _ => Err(missing()),
+    }
+}
+
+/// The next event of any subscription, with its index. Cancel-safe; never
+/// ready while there is no subscription.
+async fn next_event(subs: &mut [Sub]) -> Result<(usize, Arc<Event>), SubscriptionEnd> {
+    match subs {
+        [] => std::future::pending().await,
+        [one] => one.sub.next().await.map(|ev| (0, ev)),
+        many => {
+            let futs = many
+                .iter_mut()
+                .enumerate()
+                .map(|(i, s)| Box::pin(async move { s.sub.next().await.map(|ev| (i, ev)) }));
+            futures_util::future::select_all(futs).await.0
+        }
+    }
+}
