@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use herald_core::{Selector, Topic};
+use herald_core::{Pattern, Selector, Topic};
 
 use crate::auth::Access;
 use crate::listener::Shared;
@@ -26,11 +26,24 @@ pub fn for_channel(name: &str, shared: &Arc<Shared>, access: &Access) -> Result<
                 .map_err(|r| error(403, name, &r.message))?;
             Ok(Selector::exact([topic]))
         }
-        Some(Channel::Wild(_)) => Err(error(
-            501,
-            name,
-            "wildcard subscriptions are not available yet",
-        )),
+        Some(Channel::Wild(_)) => {
+            // The right to subscribe at all; which topics, the grants decide per event.
+            access
+                .may_subscribe(&shared.opts, &[])
+                .map_err(|r| error(403, name, &r.message))?;
+            let glob = name.to_string();
+            let label = format!("bayeux:{name}");
+            let pattern = match access {
+                Access::Token(claims, _) if !shared.opts.auth.anonymous_subscribe => {
+                    let claims = claims.clone();
+                    Pattern::custom(label, move |topic| {
+                        channel::matches(&glob, topic) && claims.grants.can_subscribe(topic)
+                    })
+                }
+                _ => Pattern::custom(label, move |topic| channel::matches(&glob, topic)),
+            };
+            Ok(Selector::new([], [pattern]))
+        }
         _ => Err(error(405, name, "Invalid channel")),
     }
 }
