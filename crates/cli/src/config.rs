@@ -256,7 +256,10 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ("max_connections_per_address", s.max_connections_per_address),
         ("bosh_inactivity_secs", s.bosh_inactivity_secs as usize),
         ("bayeux_max_sessions", s.bayeux_max_sessions),
-        ("bayeux_connect_timeout_ms", s.bayeux_connect_timeout_ms as usize),
+        (
+            "bayeux_connect_timeout_ms",
+            s.bayeux_connect_timeout_ms as usize,
+        ),
         ("bayeux_max_interval_ms", s.bayeux_max_interval_ms as usize),
         ("bayeux_max_messages", s.bayeux_max_messages),
         ("bayeux_max_subscriptions", s.bayeux_max_subscriptions),

@@ -104,7 +104,11 @@ pub fn handshake(
         Some(_) => {}
     }
     let Some(types) = &m.connection_types else {
-        let e = error(402, "supportedConnectionTypes", "Missing supportedConnectionTypes");
+        let e = error(
+            402,
+            "supportedConnectionTypes",
+            "Missing supportedConnectionTypes",
+        );
         return failure(m, e, None);
     };
     let types: Vec<&str> = types.iter().filter_map(Value::as_str).collect();
@@ -130,7 +134,10 @@ pub fn handshake(
     };
     let id: Arc<str> = Arc::from(new_client_id());
     let (tx, rx) = mpsc::channel(QUEUE);
-    if !shared.bayeux.insert(id.clone(), tx, opts.bayeux_max_sessions) {
+    if !shared
+        .bayeux
+        .insert(id.clone(), tx, opts.bayeux_max_sessions)
+    {
         let why = format!(
             "Too many sessions (the limit is {}); try again later",
             opts.bayeux_max_sessions
@@ -196,7 +203,11 @@ pub fn route(
 
 /// Hands a batch to its session; if the session just ended, answers as for
 /// an unknown client.
-pub async fn submit(tx: &mpsc::Sender<Command>, messages: Vec<Message>, sink: Sink) -> Option<Vec<String>> {
+pub async fn submit(
+    tx: &mpsc::Sender<Command>,
+    messages: Vec<Message>,
+    sink: Sink,
+) -> Option<Vec<String>> {
     match tx.send(Command { messages, sink }).await {
         Ok(()) => None,
         Err(mpsc::error::SendError(cmd)) => {

@@ -70,17 +70,22 @@ mod tests {
     #[test]
     fn classifies_names() {
         assert_eq!(parse("/chat/room1"), Some(Channel::Name("/chat/room1")));
-        assert_eq!(parse("/a-b_c!~()$@/x"), Some(Channel::Name("/a-b_c!~()$@/x")));
+        assert_eq!(
+            parse("/a-b_c!~()$@/x"),
+            Some(Channel::Name("/a-b_c!~()$@/x"))
+        );
         assert_eq!(parse("/chat/*"), Some(Channel::Wild("/chat/*")));
         assert_eq!(parse("/chat/**"), Some(Channel::Wild("/chat/**")));
         assert_eq!(parse("/**"), Some(Channel::Wild("/**")));
         assert_eq!(parse("/meta/connect"), Some(Channel::Meta));
         assert_eq!(parse("/meta/*"), Some(Channel::Meta));
-        assert_eq!(parse("/service/echo"), Some(Channel::Service("/service/echo")));
+        assert_eq!(
+            parse("/service/echo"),
+            Some(Channel::Service("/service/echo"))
+        );
         assert_eq!(parse("/service/**"), Some(Channel::Meta));
         for bad in [
-            "", "/", "chat", "/chat/", "//x", "/a/*/b", "/a/**/b", "/a b", "/a.b", "/a/***",
-            "/é",
+            "", "/", "chat", "/chat/", "//x", "/a/*/b", "/a/**/b", "/a b", "/a.b", "/a/***", "/é",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }

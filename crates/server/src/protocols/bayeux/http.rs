@@ -70,7 +70,13 @@ pub async fn handle(
             }
             // A script tag carries the browser's cookies to any page that
             // includes it: a cookie never authorizes callback-polling.
-            let access = access.map(|a| if a.from_cookie() { Access::Anonymous } else { a });
+            let access = access.map(|a| {
+                if a.from_cookie() {
+                    Access::Anonymous
+                } else {
+                    a
+                }
+            });
             (dispatch(&shared, messages, access, peer).await?, Some(name))
         }
         Method::POST => {
@@ -92,7 +98,10 @@ pub async fn handle(
 
 /// The access the request itself carries (a header or cookie token); the
 /// handshake's `ext.authToken` takes precedence over it.
-pub(crate) fn request_access(shared: &Shared, req: &Request<Incoming>) -> Result<Access, Rejection> {
+pub(crate) fn request_access(
+    shared: &Shared,
+    req: &Request<Incoming>,
+) -> Result<Access, Rejection> {
     let access = auth::access(&shared.opts, req.headers(), req.uri().query())?;
     if access.from_cookie() {
         cors::check_cookie_origin(&shared.opts, req.headers())?;
@@ -105,7 +114,10 @@ fn is_form(req: &Request<Incoming>) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// A long-polling body: JSON, or form fields `message=`.
@@ -192,7 +204,13 @@ fn respond(body: &str, callback: Option<&str>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }

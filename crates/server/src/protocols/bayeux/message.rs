@@ -193,7 +193,8 @@ mod tests {
 
     #[test]
     fn replies_echo_the_id_and_carry_errors() {
-        let m = &parse(r#"[{"channel":"/meta/subscribe","id":"7","subscription":"/x"}]"#).unwrap()[0];
+        let m =
+            &parse(r#"[{"channel":"/meta/subscribe","id":"7","subscription":"/x"}]"#).unwrap()[0];
         let r: Value = serde_json::from_str(&failure(m, error(403, "/x", "denied"), None)).unwrap();
         assert_eq!(
             r,

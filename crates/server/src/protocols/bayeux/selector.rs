@@ -19,8 +19,8 @@ pub fn for_channel(name: &str, shared: &Arc<Shared>, access: &Access) -> Result<
     let limits = shared.hub.limits();
     match channel::parse(name) {
         Some(Channel::Name(n)) => {
-            let topic =
-                Topic::parse(n, limits.max_topic_len).map_err(|e| error(405, name, &e.to_string()))?;
+            let topic = Topic::parse(n, limits.max_topic_len)
+                .map_err(|e| error(405, name, &e.to_string()))?;
             access
                 .may_subscribe(&shared.opts, std::slice::from_ref(&topic))
                 .map_err(|r| error(403, name, &r.message))?;

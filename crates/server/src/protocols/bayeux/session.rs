@@ -292,7 +292,11 @@ impl Session {
                 "/meta/unsubscribe" => replies.push(self.unsubscribe(&m)),
                 "/meta/handshake" => replies.push(failure(
                     &m,
-                    error(400, "", "a handshake must be the first message of its batch"),
+                    error(
+                        400,
+                        "",
+                        "a handshake must be the first message of its batch",
+                    ),
                     None,
                 )),
                 c if c.starts_with("/meta/") => {
@@ -323,8 +327,7 @@ impl Session {
                 let hold = asked.map_or(max, |ms| {
                     std::time::Duration::from_millis(ms.max(0.0) as u64).min(max)
                 });
-                let immediate =
-                    hold.is_zero() || others || !out.is_empty() || !replies.is_empty();
+                let immediate = hold.is_zero() || others || !out.is_empty() || !replies.is_empty();
                 let held = Held {
                     id: c.id.clone(),
                     sink,
@@ -361,7 +364,11 @@ impl Session {
             match parsed {
                 None => return failure(m, error(405, &name, "Invalid channel"), None),
                 Some(Channel::Meta) => {
-                    return failure(m, error(403, &name, "Meta channels cannot be subscribed"), None);
+                    return failure(
+                        m,
+                        error(403, &name, "Meta channels cannot be subscribed"),
+                        None,
+                    );
                 }
                 // Answers go to the requester only: nothing to record.
                 Some(Channel::Service(_)) => continue,
@@ -427,7 +434,8 @@ impl Session {
         let shared = &self.shared;
         let limits = shared.hub.limits();
         let fail = |code: u16, why: String| error(code, name, &why);
-        let topic = Topic::parse(name, limits.max_topic_len).map_err(|e| fail(405, e.to_string()))?;
+        let topic =
+            Topic::parse(name, limits.max_topic_len).map_err(|e| fail(405, e.to_string()))?;
         self.access
             .may_publish(std::slice::from_ref(&topic))
             .map_err(|r| fail(403, r.message))?;

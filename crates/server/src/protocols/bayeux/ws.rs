@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::Request;
-use hyper::body::Incoming;
 use hyper::Response;
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -132,9 +132,9 @@ async fn received(
     check_batch(shared, messages.len())?;
     match route(shared, messages, || access.clone(), peer) {
         Route::Answered(replies) => Ok(replies),
-        Route::Session(session, messages) => {
-            Ok(submit(&session, messages, Sink::Ws(tx.clone())).await.unwrap_or_default())
-        }
+        Route::Session(session, messages) => Ok(submit(&session, messages, Sink::Ws(tx.clone()))
+            .await
+            .unwrap_or_default()),
     }
 }
 
