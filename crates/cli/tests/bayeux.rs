@@ -2,6 +2,9 @@
 //! do not exercise: unknown clients, error strings, `/meta` never forwarded,
 //! `/service` request-response, bad JSON, batch limits, form bodies,
 //! callback-polling bytes, session expiry, connect holding and tokens in `ext`.
+// These tests drive a separate process over real sockets: their clocks are
+// wall-clock on purpose, as in the other end-to-end tests.
+#![allow(clippy::disallowed_types)]
 
 mod common;
 
