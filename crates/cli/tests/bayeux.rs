@@ -495,3 +495,106 @@ fn tokens_travel_in_ext_and_grants_filter_wildcards() {
         "{r}"
     );
 }
+
+type Ws =
+    tokio_websockets::WebSocketStream<tokio_websockets::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn ws_connect(hub: &Hub, path: &str) -> Ws {
+    let uri = format!("ws://{}{path}", hub.addr);
+    let builder = tokio_websockets::ClientBuilder::new().uri(&uri).unwrap();
+    let (ws, _) = tokio::time::timeout(WAIT, builder.connect())
+        .await
+        .expect("connect in time")
+        .expect("websocket handshake");
+    ws
+}
+
+async fn ws_send(ws: &mut Ws, v: Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_websockets::Message::text(v.to_string()))
+        .await
+        .unwrap();
+}
+
+/// The next frame: a JSON array of messages, or the close code and reason.
+async fn ws_recv(ws: &mut Ws) -> Result<Value, (u16, String)> {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        if let Some(text) = msg.as_text() {
+            return Ok(serde_json::from_str(text).unwrap());
+        }
+        if let Some((code, reason)) = msg.as_close() {
+            return Err((code.into(), reason.to_string()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_carries_the_handshake_and_pushes_events_while_the_connect_is_held() {
+    let hub = Hub::start(&[]);
+    let mut ws = ws_connect(&hub, "/bayeux").await;
+    let mut hs = handshake_msg(json!({}));
+    hs[0]["supportedConnectionTypes"] = json!(["websocket"]);
+    ws_send(&mut ws, hs).await;
+    let r = ws_recv(&mut ws).await.unwrap();
+    let client = r[0]["clientId"].as_str().unwrap().to_string();
+    ws_send(
+        &mut ws,
+        json!([{"channel": "/meta/connect", "clientId": client, "id": "2",
+                "connectionType": "websocket", "advice": {"timeout": 0}},
+               {"channel": "/meta/subscribe", "clientId": client, "id": "3", "subscription": "/w/*"}]),
+    )
+    .await;
+    let r = ws_recv(&mut ws).await.unwrap();
+    let channels: Vec<&str> = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["/meta/connect", "/meta/subscribe"], "{r}");
+    // A held connect; an event is pushed in its own frame meanwhile.
+    ws_send(
+        &mut ws,
+        json!([{"channel": "/meta/connect", "clientId": client, "id": "4", "connectionType": "websocket"}]),
+    )
+    .await;
+    let addr = hub.addr;
+    tokio::task::spawn_blocking(move || publish(addr, "/publish?topic=/w/x", "{\"k\":1}"))
+        .await
+        .unwrap();
+    let r = ws_recv(&mut ws).await.unwrap();
+    assert_eq!(
+        r,
+        json!([{"channel": "/w/x", "data": {"k": 1}, "id": r[0]["id"]}])
+    );
+    // A frame that is not Bayeux JSON closes the socket with the reason.
+    ws_send(&mut ws, json!({"no": "channel"})).await;
+    let (code, reason) = ws_recv(&mut ws).await.unwrap_err();
+    assert_eq!(code, 1007);
+    assert!(reason.contains("channel"), "{reason}");
+}
+
+#[tokio::test]
+async fn shutdown_answers_held_connects_and_closes_sockets_1001() {
+    let mut hub = Hub::start(&[]);
+    let client = handshake(hub.addr, json!({}));
+    connect(hub.addr, &client, 0);
+    let addr = hub.addr;
+    let held = std::thread::spawn(move || connect(addr, &client, 60_000));
+    let mut ws = ws_connect(&hub, "/bayeux").await;
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(hub.terminate().success());
+    let r = held.join().unwrap();
+    assert_eq!(r[0]["successful"], true, "{r}");
+    assert_eq!(r[0]["advice"]["reconnect"], "retry");
+    let (code, _) = ws_recv(&mut ws).await.unwrap_err();
+    assert_eq!(code, 1001);
+}
