@@ -598,3 +598,33 @@ async fn shutdown_answers_held_connects_and_closes_sockets_1001() {
     let (code, _) = ws_recv(&mut ws).await.unwrap_err();
     assert_eq!(code, 1001);
 }
+
+#[test]
+fn events_for_an_abandoned_connect_wait_for_the_next_one() {
+    use std::io::Write;
+    let hub = Hub::start(&[]);
+    let client = handshake(hub.addr, json!({}));
+    subscribe(hub.addr, &client, "/gone");
+    connect(hub.addr, &client, 0);
+    // A connect whose client goes away while it is held.
+    let body =
+        json!([{"channel": "/meta/connect", "clientId": client, "connectionType": "long-polling"}])
+            .to_string();
+    let mut s = std::net::TcpStream::connect(hub.addr).unwrap();
+    write!(
+        s,
+        "POST /bayeux HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(s);
+    std::thread::sleep(Duration::from_millis(300));
+    publish(hub.addr, "/publish?topic=/gone", "\"kept\"");
+    let r = connect(hub.addr, &client, 2000);
+    assert_eq!(
+        deliveries(&r),
+        vec![("/gone".to_string(), json!("kept"))],
+        "{r}"
+    );
+}

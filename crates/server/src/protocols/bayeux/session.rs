@@ -19,7 +19,9 @@
 //!
 //! Events are not copied into a per-session queue: they wait in the shared
 //! rings (and the log) until the session has a response to put them on, at
-//! most `bayeux_max_deliveries` per response.
+//! most `bayeux_max_deliveries` per response. Events taken for a held connect
+//! whose client just left (or a socket just closed) are kept for the next
+//! response: one gather at most.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -52,6 +54,15 @@ pub enum Sink {
 }
 
 impl Sink {
+    /// Whether nobody waits for this answer any more (the request was
+    /// dropped, the socket closed).
+    fn is_closed(&self) -> bool {
+        match self {
+            Sink::Http(tx) => tx.is_closed(),
+            Sink::Ws(tx) => tx.is_closed(),
+        }
+    }
+
     /// Sends `messages`; false if the client is gone or its queue is full.
     fn send(self, messages: Vec<String>) -> bool {
         match self {
@@ -96,6 +107,9 @@ pub struct Session {
     held: Option<Held>,
     /// The WebSocket the client last spoke on, for pushed deliveries.
     ws: Option<mpsc::Sender<Vec<String>>>,
+    /// Deliveries taken for a request or socket that was gone by the time
+    /// they were ready (one gather at most): they go on the next response.
+    pending: Vec<String>,
     /// When the last connect was answered with none held since.
     idle_since: Instant,
 }
@@ -129,6 +143,7 @@ impl Session {
             recent: VecDeque::new(),
             held: None,
             ws: None,
+            pending: Vec::new(),
             idle_since: Instant::now(),
         }
     }
@@ -209,28 +224,38 @@ impl Session {
         }
     }
 
-    /// Whether a delivery could go out now.
+    /// Whether a delivery could go out now. Events are taken from the
+    /// subscriptions only then, so none is taken for a client that left.
     fn can_deliver(&self) -> bool {
+        if !self.pending.is_empty() {
+            return false;
+        }
         match &self.ws {
             Some(ws) if !ws.is_closed() => ws.capacity() > 0,
-            _ => self.held.is_some(),
+            _ => self.held.as_ref().is_some_and(|h| !h.sink.is_closed()),
         }
     }
 
     /// Sends gathered deliveries: pushed on the WebSocket, or on the held connect.
-    fn deliver(&mut self, out: Vec<String>) -> bool {
+    fn deliver(&mut self, mut out: Vec<String>) -> bool {
         if let Some(ws) = &self.ws {
-            if ws.is_closed() {
-                self.ws = None;
-            } else {
-                // Capacity was checked before the events were taken; a full
+            match ws.try_send(out) {
+                Ok(()) => return true,
+                // Capacity was checked before the events were taken: a full
                 // queue now means the client stopped reading.
-                return ws.try_send(out).is_ok();
+                Err(mpsc::error::TrySendError::Full(_)) => return false,
+                Err(mpsc::error::TrySendError::Closed(back)) => {
+                    self.ws = None;
+                    out = back;
+                }
             }
         }
         match self.held.take() {
-            Some(held) => self.answer_connect(held, out),
-            None => tracing::debug!("bayeux deliveries dropped: the client left"),
+            Some(held) if !held.sink.is_closed() => self.answer_connect(held, out),
+            _ => {
+                self.idle_since = Instant::now();
+                self.pending = out;
+            }
         }
         true
     }
@@ -313,7 +338,7 @@ impl Session {
             return Some(End::Quiet);
         }
         // A new connect (or any request, over HTTP) takes what is ready.
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.pending);
         if connect.is_some() || matches!(sink, Sink::Http(_)) {
             self.gather(&mut out);
         }
