@@ -77,6 +77,23 @@ fn deliveries(answer: &Value) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Every retained event of `topic`, as the `/poll` answer (read from the
+/// start of the log: the epoch comes from a first poll's reset).
+fn history(addr: SocketAddr, topic: &str, headers: &[(&str, &str)]) -> String {
+    let probe = format!("/poll?topic={topic}&since=0&timeout=0");
+    let (_, probe) = request(addr, "GET", &probe, headers, b"");
+    let v: Value = serde_json::from_str(&probe).unwrap();
+    let head = v["reset"]["last_event_id"]
+        .as_str()
+        .expect("a reset for since=0");
+    let epoch = head.split('-').next().unwrap();
+    let target = format!("/poll?topic={topic}&since={epoch}-0&timeout=0");
+    let (status, body) = request(addr, "GET", &target, headers, b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("\"reset\""), "{body}");
+    body
+}
+
 #[test]
 fn an_unknown_client_is_told_to_handshake_again() {
     let hub = Hub::start(&[]);
@@ -178,14 +195,10 @@ fn meta_messages_are_never_forwarded() {
     let answer = connect(hub.addr, &watcher, 600);
     assert_eq!(deliveries(&answer), vec![], "{answer}");
     // Nothing reached the hub's log either.
-    let (_, poll) = request(
-        hub.addr,
-        "GET",
-        "/poll?topic=/meta/handshake&since=0&timeout=0",
-        &[],
-        b"",
-    );
-    assert!(poll.contains("\"events\":[]"), "{poll}");
+    for topic in ["/meta/handshake", "/meta/other", "/meta/connect"] {
+        let poll = history(hub.addr, topic, &[]);
+        assert!(poll.contains("\"events\":[]"), "{poll}");
+    }
 }
 
 #[test]
@@ -627,4 +640,43 @@ fn events_for_an_abandoned_connect_wait_for_the_next_one() {
         vec![("/gone".to_string(), json!("kept"))],
         "{r}"
     );
+}
+
+#[test]
+fn a_publish_without_client_id_uses_the_request_token() {
+    let secret = "bayeux-test-secret-bayeux-test-secret!";
+    let hub = Hub::start_secure(secret, &[]);
+    let msg = json!([{"channel": "/free/a", "data": {"n": 1}, "id": "p"}]);
+    let (_, r) = post(hub.addr, &msg);
+    assert_eq!(r[0]["successful"], false);
+    assert!(
+        r[0]["error"].as_str().unwrap().starts_with("403:/free/a:"),
+        "{r}"
+    );
+    let token = mint_token(
+        secret,
+        &["/free/*"],
+        &["/free/*"],
+        Duration::from_secs(600),
+        std::time::SystemTime::now(),
+    );
+    let bearer = format!("Bearer {token}");
+    let (status, text) = request(
+        hub.addr,
+        "POST",
+        "/bayeux",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &bearer),
+        ],
+        msg.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        r,
+        json!([{"channel": "/free/a", "successful": true, "id": "p"}])
+    );
+    let poll = history(hub.addr, "/free/a", &[("Authorization", &bearer)]);
+    assert!(poll.contains(r#""data":"{\"n\":1}""#), "{poll}");
 }

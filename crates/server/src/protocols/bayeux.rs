@@ -11,6 +11,7 @@
 //! - [`channel`]: the channel grammar, `/a/*` and `/a/**` patterns, and the
 //!   reserved `/meta/**` and `/service/**` trees.
 //! - [`selector`]: a channel or pattern as a hub selector, authorized.
+//! - [`publish`]: a publish to a topic (one draft) or to a `/service` channel.
 //! - [`session`]: one task per client (`deliver`, `close`): its
 //!   subscriptions and its held `/meta/connect`.
 //! - [`Registry`] and [`handshake`] here: sessions by client id, bounded.
@@ -23,6 +24,7 @@
 pub mod channel;
 pub mod http;
 pub mod message;
+pub mod publish;
 pub mod selector;
 pub mod session;
 pub mod ws;
@@ -173,6 +175,9 @@ pub enum Route {
     Answered(Vec<String>),
     /// The session that answers, and the batch.
     Session(mpsc::Sender<Command>, Vec<Message>),
+    /// Publishes without a `clientId` (the specification allows it): carried
+    /// out with the request's own access, no session involved.
+    Sessionless(Result<Access, Rejection>, Vec<Message>),
 }
 
 /// Routes a batch. A handshake is answered alone (the rest of its batch is
@@ -191,11 +196,11 @@ pub fn route(
         messages.truncate(1);
         return Route::Answered(vec![handshake(shared, &messages[0], request(), peer)]);
     }
-    let tx = messages
-        .iter()
-        .find_map(|m| m.client_id.as_deref())
-        .and_then(|id| shared.bayeux.get(id));
-    match tx {
+    let id = messages.iter().find_map(|m| m.client_id.as_deref());
+    if id.is_none() && messages.iter().all(|m| !m.channel.starts_with("/meta/")) {
+        return Route::Sessionless(request(), messages);
+    }
+    match id.and_then(|id| shared.bayeux.get(id)) {
         Some(tx) => Route::Session(tx, messages),
         None => Route::Answered(messages.iter().map(message::unknown_client).collect()),
     }
@@ -214,6 +219,23 @@ pub async fn submit(
             Some(cmd.messages.iter().map(message::unknown_client).collect())
         }
     }
+}
+
+/// Answers publishes that name no session.
+pub async fn sessionless(
+    shared: &Shared,
+    access: Result<Access, Rejection>,
+    peer: Option<IpAddr>,
+    messages: &[Message],
+) -> Vec<String> {
+    let mut replies = Vec::with_capacity(messages.len());
+    for m in messages {
+        match &access {
+            Ok(access) => replies.extend(publish::publish(shared, access, peer, m).await),
+            Err(rej) => replies.push(failure(m, error(403, &m.channel, &rej.message), None)),
+        }
+    }
+    replies
 }
 
 /// 128 random bits, hex: unpredictable, so a client id cannot be guessed.

@@ -153,6 +153,9 @@ async fn dispatch(
     check_batch(shared, messages.len())?;
     let (tx, messages) = match route(shared, messages, || access, peer) {
         Route::Answered(replies) => return Ok(replies),
+        Route::Sessionless(access, messages) => {
+            return Ok(super::sessionless(shared, access, peer, &messages).await);
+        }
         Route::Session(tx, messages) => (tx, messages),
     };
     let (reply, answer) = oneshot::channel();

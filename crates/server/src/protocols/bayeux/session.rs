@@ -27,20 +27,18 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use herald_core::{Draft, Event, Resume, Subscription, SubscriptionEnd, Topic};
+use herald_core::{Event, Resume, Subscription, SubscriptionEnd};
 
 use crate::auth::Access;
 use crate::listener::Shared;
-use crate::publish;
 
 use super::channel::{self, Channel};
 use super::message::{self, Message, error, failure, reply};
-use super::selector;
+use super::{publish, selector};
 
 /// Multi-subscription events remembered to deliver each once.
 const RECENT: usize = 1024;
@@ -327,7 +325,8 @@ impl Session {
                 c if c.starts_with("/meta/") => {
                     replies.push(failure(&m, error(404, c, "Unknown Channel"), None))
                 }
-                _ => replies.extend(self.publish(&m).await),
+                _ => replies
+                    .extend(publish::publish(&self.shared, &self.access, self.peer, &m).await),
             }
         }
         if disconnect {
@@ -438,51 +437,6 @@ impl Session {
         }
     }
 
-    /// A publish: to a topic, or to a `/service` channel (answered here).
-    async fn publish(&mut self, m: &Message) -> Vec<String> {
-        let Some(data) = &m.data else {
-            return vec![failure(m, error(402, "data", "Missing data"), None)];
-        };
-        match channel::parse(&m.channel) {
-            None | Some(Channel::Wild(_)) | Some(Channel::Meta) => {
-                vec![failure(m, error(405, &m.channel, "Invalid channel"), None)]
-            }
-            Some(Channel::Service(name)) => service(m, name, data.get()),
-            Some(Channel::Name(name)) => match self.publish_topic(name, data.get()).await {
-                Ok(()) => vec![reply(m, true, json!({}))],
-                Err(e) => vec![failure(m, e, None)],
-            },
-        }
-    }
-
-    async fn publish_topic(&self, name: &str, data: &str) -> Result<(), String> {
-        let shared = &self.shared;
-        let limits = shared.hub.limits();
-        let fail = |code: u16, why: String| error(code, name, &why);
-        let topic =
-            Topic::parse(name, limits.max_topic_len).map_err(|e| fail(405, e.to_string()))?;
-        self.access
-            .may_publish(std::slice::from_ref(&topic))
-            .map_err(|r| fail(403, r.message))?;
-        shared
-            .publish_limits
-            .check(self.peer, &self.access, 1)
-            .map_err(|r| fail(407, r.message))?;
-        let draft = Draft::new(
-            vec![topic],
-            Bytes::copy_from_slice(data.as_bytes()),
-            None,
-            None,
-            None,
-            limits,
-        )
-        .map_err(|e| fail(407, e.to_string()))?;
-        publish::publish(shared, vec![draft])
-            .await
-            .map_err(|r| fail(407, r.message))?;
-        Ok(())
-    }
-
     /// Takes what is ready on every subscription, up to the delivery limit.
     fn gather(&mut self, out: &mut Vec<String>) {
         let max = self.shared.opts.bayeux_max_deliveries;
@@ -523,24 +477,6 @@ impl Session {
             .unwrap_or_else(|| ev.topics[0].as_str());
         out.push(message::delivery(&ev, name));
     }
-}
-
-/// The built-in services: `/service/echo` sends the data back to its
-/// publisher (a connectivity check); other services do not exist.
-fn service(m: &Message, name: &str, data: &str) -> Vec<String> {
-    if name != "/service/echo" {
-        return vec![failure(m, error(404, name, "Unknown service"), None)];
-    }
-    let mut echo = Vec::with_capacity(data.len() + name.len() + 24);
-    echo.extend_from_slice(b"{\"channel\":");
-    herald_core::json::string(&mut echo, name);
-    echo.extend_from_slice(b",\"data\":");
-    echo.extend_from_slice(data.as_bytes());
-    echo.push(b'}');
-    vec![
-        reply(m, true, json!({})),
-        String::from_utf8(echo).unwrap_or_default(),
-    ]
 }
 
 /// The channel names of a subscribe or unsubscribe.

@@ -132,6 +132,9 @@ async fn received(
     check_batch(shared, messages.len())?;
     match route(shared, messages, || access.clone(), peer) {
         Route::Answered(replies) => Ok(replies),
+        Route::Sessionless(access, messages) => {
+            Ok(super::sessionless(shared, access, peer, &messages).await)
+        }
         Route::Session(session, messages) => Ok(submit(&session, messages, Sink::Ws(tx.clone()))
             .await
             .unwrap_or_default()),
