@@ -168,16 +168,16 @@ hubTest('Faye over forced long-polling: the same round trip', async (ctx) => {
   await fayeRoundTrip(ctx, { websocket: false });
 }, { timeout: TEST_TIMEOUT_MS });
 
-hubTest('after a hub restart, Faye and CometD handshake again, resubscribe and receive', async (ctx) => {
+async function restartRoundTrip(ctx, transport) {
   const hub = await ctx.startHub();
-  const room = channel('restart');
+  const room = channel(`restart-${transport}`);
   const fayeClient = new faye.Client(`${hub.url}/bayeux`, { timeout: 5, retry: 0.5 });
-  fayeClient.disable('websocket');
+  if (transport !== 'websocket') fayeClient.disable('websocket');
   ctx.defer(() => fayeClient.disconnect());
   const fayeGot = [];
   await withTimeout(fayeClient.subscribe(room, (m) => fayeGot.push(m)), STEP_MS, 'Faye subscribe');
 
-  const cometd = cometdClient(ctx, hub, ['long-polling']);
+  const cometd = cometdClient(ctx, hub, [transport]);
   const cometdGot = [];
   let handshakes = 0;
   // CometD's documented pattern: subscribe in the handshake listener, so a
@@ -205,7 +205,13 @@ hubTest('after a hub restart, Faye and CometD handshake again, resubscribe and r
   }, { timeoutMs: 30_000, intervalMs: 250 });
   assert.equal(fayeGot[0], 'before');
   assert.equal(cometdGot[0], 'before');
-}, { timeout: TEST_TIMEOUT_MS });
+}
+
+for (const transport of ['long-polling', 'websocket']) {
+  hubTest(`after a hub restart, Faye and CometD (${transport}) handshake again, resubscribe and receive`, async (ctx) => {
+    await restartRoundTrip(ctx, transport);
+  }, { timeout: TEST_TIMEOUT_MS });
+}
 
 // ----------------------------------------------------- callback-polling
 
