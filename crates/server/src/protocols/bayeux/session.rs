@@ -187,7 +187,8 @@ impl Session {
                 _ = self.shared.shutdown.cancelled() => return End::Shutdown,
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => {
-                        if let Some(end) = self.command(cmd).await {
+                        // Boxed: a batch's work (subscribe, publish) must not size the idle task.
+                        if let Some(end) = Box::pin(self.command(cmd)).await {
                             return end;
                         }
                     }

@@ -95,7 +95,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     return;
                 }
                 Some(Ok(f)) => match f.as_text() {
-                    Some(text) => match received(text, &shared, &access, peer, &tx).await {
+                    // Boxed, so the work of a frame does not size the idle task.
+                    Some(text) => match Box::pin(received(text, &shared, &access, peer, &tx)).await {
                         Ok(out) => out,
                         Err(rej) => {
                             let reason = truncate(&rej.message, 120);
