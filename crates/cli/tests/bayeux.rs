@@ -680,3 +680,39 @@ fn a_publish_without_client_id_uses_the_request_token() {
     let poll = history(hub.addr, "/free/a", &[("Authorization", &bearer)]);
     assert!(poll.contains(r#""data":"{\"n\":1}""#), "{poll}");
 }
+
+#[test]
+fn a_websocket_peer_that_answers_no_ping_is_dropped() {
+    use std::io::{Read, Write};
+    let hub = Hub::start(&["--heartbeat-secs", "1"]);
+    let mut s = std::net::TcpStream::connect(hub.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /bayeux HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("the hub kept a silent peer: {e}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "still open");
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(
+        seen.windows(2).any(|w| w == [0x89, 6]),
+        "a ping was sent first"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -67,11 +67,6 @@ impl Message {
     pub fn token(&self) -> Option<&str> {
         self.ext.as_ref()?.get("authToken")?.as_str()
     }
-
-    /// The id to echo (`null` when the client sent none).
-    pub fn reply_id(&self) -> Value {
-        self.id.clone().unwrap_or(Value::Null)
-    }
 }
 
 /// Parses a body: a JSON array of messages, or one message object.

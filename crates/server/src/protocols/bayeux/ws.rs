@@ -20,11 +20,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_websockets::{CloseCode, Limits, Message as Frame, WebSocketStream};
+use tokio_websockets::{CloseCode, Limits, Message as Frame, Payload, WebSocketStream};
 
 use crate::auth::Access;
 use crate::listener::{ConnInfo, Shared};
 use crate::rejection::Rejection;
+use crate::ticker;
 use crate::transports::stream::Body;
 use crate::transports::ws::{Refusal, accept_key, builder, switching, version_required};
 
@@ -68,6 +69,18 @@ pub async fn upgrade(
     Ok(switching(&accept))
 }
 
+/// What the socket task does next.
+enum Step {
+    /// Write these messages as one frame (nothing when empty).
+    Send(Vec<String>),
+    /// Send a ping.
+    Ping,
+    /// Close with this code and reason.
+    Close(CloseCode, String),
+    /// The peer is gone: stop.
+    Gone,
+}
+
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut ws: WebSocketStream<S>,
     shared: Arc<Shared>,
@@ -75,48 +88,86 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     peer: Option<IpAddr>,
 ) {
     let (tx, mut rx) = mpsc::channel::<Vec<String>>(QUEUE);
+    let mut ticks = shared.ticks.clone();
+    ticks.mark_unchanged();
+    // Liveness as on `/ws`: a ping per tick; a peer silent since the last one is gone.
+    let (mut heard, mut pinged) = (true, false);
     loop {
-        let outgoing = tokio::select! {
+        let step = tokio::select! {
             biased;
-            _ = shared.shutdown.cancelled() => {
-                close(&mut ws, CloseCode::GOING_AWAY, "herald is shutting down").await;
+            r = ticks.changed() => {
+                if r.is_err() || *ticks.borrow_and_update() == ticker::SHUTDOWN {
+                    shutting_down()
+                } else if pinged && !heard {
+                    tracing::debug!("bayeux websocket peer did not answer a ping; dropping it");
+                    Step::Gone
+                } else {
+                    (heard, pinged) = (false, true);
+                    Step::Ping
+                }
+            }
+            _ = shared.shutdown.cancelled() => shutting_down(),
+            out = rx.recv() => Step::Send(out.unwrap_or_default()),
+            frame = ws.next() => {
+                if let Some(Ok(_)) = &frame {
+                    (heard, pinged) = (true, false);
+                }
+                // Boxed, so the work of a frame does not size the idle task.
+                Box::pin(on_frame(frame, &shared, &access, peer, &tx)).await
+            }
+        };
+        let frame = match step {
+            Step::Send(out) if out.is_empty() => continue,
+            Step::Send(out) => Frame::text(message::array(&out)),
+            Step::Ping => Frame::ping(Payload::from(&b"herald"[..])),
+            Step::Close(code, reason) => return close(&mut ws, code, &reason).await,
+            Step::Gone => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;
                 return;
             }
-            out = rx.recv() => out.unwrap_or_default(),
-            frame = ws.next() => match frame {
-                None => return,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "bayeux websocket read failed");
-                    let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;
-                    return;
-                }
-                Some(Ok(f)) if f.is_binary() => {
-                    close(&mut ws, CloseCode::UNSUPPORTED_DATA, "Bayeux messages travel in text frames").await;
-                    return;
-                }
-                Some(Ok(f)) => match f.as_text() {
-                    // Boxed, so the work of a frame does not size the idle task.
-                    Some(text) => match Box::pin(received(text, &shared, &access, peer, &tx)).await {
-                        Ok(out) => out,
-                        Err(rej) => {
-                            let reason = truncate(&rej.message, 120);
-                            close(&mut ws, CloseCode::INVALID_FRAME_PAYLOAD_DATA, reason).await;
-                            return;
-                        }
-                    },
-                    None => continue,
-                },
-            },
         };
-        if outgoing.is_empty() {
-            continue;
-        }
-        let text = message::array(&outgoing);
-        let write = ws.send(Frame::text(text));
-        match tokio::time::timeout(shared.opts.write_timeout, write).await {
+        match tokio::time::timeout(shared.opts.write_timeout, ws.send(frame)).await {
             Ok(Ok(())) => {}
             _ => return,
         }
+    }
+}
+
+fn shutting_down() -> Step {
+    Step::Close(CloseCode::GOING_AWAY, "herald is shutting down".into())
+}
+
+/// What to do about one frame from the peer.
+async fn on_frame(
+    frame: Option<Result<Frame, tokio_websockets::Error>>,
+    shared: &Arc<Shared>,
+    access: &Result<Access, Rejection>,
+    peer: Option<IpAddr>,
+    tx: &mpsc::Sender<Vec<String>>,
+) -> Step {
+    let f = match frame {
+        None => return Step::Gone,
+        Some(Err(e)) => {
+            // Protocol errors already queued their close frame; it is flushed.
+            tracing::debug!(error = %e, "bayeux websocket read failed");
+            return Step::Gone;
+        }
+        Some(Ok(f)) => f,
+    };
+    if f.is_binary() {
+        let why = "Bayeux messages travel in text frames";
+        return Step::Close(CloseCode::UNSUPPORTED_DATA, why.into());
+    }
+    // Pings (answered by the library), pongs, the peer's close (echoed).
+    let Some(text) = f.as_text() else {
+        return Step::Send(Vec::new());
+    };
+    match received(text, shared, access, peer, tx).await {
+        Ok(out) => Step::Send(out),
+        Err(rej) => Step::Close(
+            CloseCode::INVALID_FRAME_PAYLOAD_DATA,
+            truncate(&rej.message, 120).to_string(),
+        ),
     }
 }
 
