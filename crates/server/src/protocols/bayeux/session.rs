@@ -85,6 +85,16 @@ struct Sub {
     sub: Subscription,
 }
 
+/// What a batch's messages came to.
+struct Applied {
+    /// Replies, in the batch's order.
+    replies: Vec<String>,
+    /// The batch's `/meta/connect`, to hold or answer.
+    connect: Option<Message>,
+    /// Whether the batch asked to end the session.
+    disconnect: bool,
+}
+
 /// A held `/meta/connect`.
 struct Held {
     id: Option<Value>,
@@ -215,7 +225,9 @@ impl Session {
                         return End::Handshake;
                     }
                     match self.held.take() {
-                        Some(held) => self.answer_connect(held, Vec::new()),
+                        Some(held) => {
+                            self.answer_connect(held, Vec::new());
+                        }
                         None => return End::Handshake,
                     }
                 }
@@ -250,7 +262,9 @@ impl Session {
             }
         }
         match self.held.take() {
-            Some(held) if !held.sink.is_closed() => self.answer_connect(held, out),
+            Some(held) if !held.sink.is_closed() => {
+                self.answer_connect(held, out);
+            }
             _ => {
                 self.idle_since = Instant::now();
                 self.pending = out;
@@ -259,7 +273,8 @@ impl Session {
         true
     }
 
-    fn answer_connect(&mut self, held: Held, mut out: Vec<String>) {
+    /// Answers a connect, with `out` after its reply; false if that failed.
+    fn answer_connect(&mut self, held: Held, mut out: Vec<String>) -> bool {
         let opts = &self.shared.opts;
         let text = json!({
             "channel": "/meta/connect",
@@ -271,65 +286,24 @@ impl Session {
             ),
         });
         out.insert(0, text.to_string());
-        held.sink.send(out);
         self.idle_since = Instant::now();
+        held.sink.send(out)
     }
 
     /// Handles one batch; `Some` ends the session.
     async fn command(&mut self, cmd: Command) -> Option<End> {
         let Command { messages, sink } = cmd;
         self.idle_since = Instant::now();
+        let via_ws = matches!(sink, Sink::Ws(_));
         if let Sink::Ws(tx) = &sink {
             self.ws = Some(tx.clone());
         }
-        let mut replies = Vec::with_capacity(messages.len());
-        let mut connect = None;
-        let mut disconnect = false;
         let others = messages.iter().any(|m| m.channel != "/meta/connect");
-        for m in messages {
-            if m.client_id.as_deref().is_some_and(|c| c != &*self.id) {
-                replies.push(message::unknown_client(&m));
-                continue;
-            }
-            match m.channel.as_str() {
-                "/meta/connect" => match m.connection_type.as_ref().and_then(Value::as_str) {
-                    Some(_) => {
-                        if let Some(old) = connect.replace(m) {
-                            replies.push(failure(
-                                &old,
-                                error(400, "", "one /meta/connect per batch"),
-                                None,
-                            ));
-                        }
-                    }
-                    None => replies.push(failure(
-                        &m,
-                        error(402, "connectionType", "Missing connectionType"),
-                        None,
-                    )),
-                },
-                "/meta/disconnect" => {
-                    replies.push(reply(&m, true, json!({})));
-                    disconnect = true;
-                }
-                "/meta/subscribe" => replies.push(self.subscribe(&m).await),
-                "/meta/unsubscribe" => replies.push(self.unsubscribe(&m)),
-                "/meta/handshake" => replies.push(failure(
-                    &m,
-                    error(
-                        400,
-                        "",
-                        "a handshake must be the first message of its batch",
-                    ),
-                    None,
-                )),
-                c if c.starts_with("/meta/") => {
-                    replies.push(failure(&m, error(404, c, "Unknown Channel"), None))
-                }
-                _ => replies
-                    .extend(publish::publish(&self.shared, &self.access, self.peer, &m).await),
-            }
-        }
+        let Applied {
+            mut replies,
+            connect,
+            disconnect,
+        } = self.apply(messages).await;
         if disconnect {
             if let Some(held) = self.held.take() {
                 self.answer_connect(held, Vec::new());
@@ -339,40 +313,81 @@ impl Session {
         }
         // A new connect (or any request, over HTTP) takes what is ready.
         let mut out = std::mem::take(&mut self.pending);
-        if connect.is_some() || matches!(sink, Sink::Http(_)) {
+        if connect.is_some() || !via_ws {
             self.gather(&mut out);
         }
-        match connect {
-            Some(c) => {
-                if let Some(old) = self.held.take() {
-                    self.answer_connect(old, Vec::new());
-                }
-                let max = self.shared.opts.bayeux_connect_timeout;
-                let asked = c.advice.as_ref().and_then(|a| a.timeout);
-                let hold = asked.map_or(max, |ms| {
-                    std::time::Duration::from_millis(ms.max(0.0) as u64).min(max)
-                });
-                let immediate = hold.is_zero() || others || !out.is_empty() || !replies.is_empty();
-                let held = Held {
-                    id: c.id.clone(),
-                    sink,
-                    until: Instant::now() + hold,
-                };
-                if immediate {
-                    replies.append(&mut out);
-                    self.answer_connect(held, replies);
-                } else {
-                    self.held = Some(held);
-                }
+        replies.append(&mut out);
+        let Some(c) = connect else {
+            // A socket whose queue is full stopped reading: end the session.
+            return (!sink.send(replies) && via_ws).then_some(End::Quiet);
+        };
+        if let Some(old) = self.held.take() {
+            self.answer_connect(old, Vec::new());
+        }
+        let max = self.shared.opts.bayeux_connect_timeout;
+        let hold = c.advice.as_ref().and_then(|a| a.timeout).map_or(max, |ms| {
+            std::time::Duration::from_millis(ms.max(0.0) as u64).min(max)
+        });
+        let held = Held {
+            id: c.id,
+            sink,
+            until: Instant::now() + hold,
+        };
+        if hold.is_zero() || others || !replies.is_empty() {
+            if !self.answer_connect(held, replies) && via_ws {
+                return Some(End::Quiet);
             }
-            None => {
-                replies.append(&mut out);
-                if !sink.send(replies) {
-                    tracing::debug!("bayeux reply undeliverable: the client left");
-                }
-            }
+        } else {
+            self.held = Some(held);
         }
         None
+    }
+
+    /// Carries out a batch's messages in order; the connect is kept for the
+    /// caller to hold or answer.
+    async fn apply(&mut self, messages: Vec<Message>) -> Applied {
+        let mut done = Applied {
+            replies: Vec::with_capacity(messages.len()),
+            connect: None,
+            disconnect: false,
+        };
+        for m in messages {
+            if m.client_id.as_deref().is_some_and(|c| c != &*self.id) {
+                done.replies.push(message::unknown_client(&m));
+                continue;
+            }
+            let reply = match m.channel.as_str() {
+                "/meta/connect" if m.connection_type.as_ref().and_then(Value::as_str).is_none() => {
+                    failure(
+                        &m,
+                        error(402, "connectionType", "Missing connectionType"),
+                        None,
+                    )
+                }
+                "/meta/connect" => match done.connect.replace(m) {
+                    Some(old) => failure(&old, error(400, "", "one /meta/connect per batch"), None),
+                    None => continue,
+                },
+                "/meta/disconnect" => {
+                    done.disconnect = true;
+                    reply(&m, true, json!({}))
+                }
+                "/meta/subscribe" => self.subscribe(&m).await,
+                "/meta/unsubscribe" => self.unsubscribe(&m),
+                "/meta/handshake" => {
+                    let why = "a handshake must be the first message of its batch";
+                    failure(&m, error(400, "", why), None)
+                }
+                c if c.starts_with("/meta/") => failure(&m, error(404, c, "Unknown Channel"), None),
+                _ => {
+                    let r = publish::publish(&self.shared, &self.access, self.peer, &m).await;
+                    done.replies.extend(r);
+                    continue;
+                }
+            };
+            done.replies.push(reply);
+        }
+        done
     }
 
     async fn subscribe(&mut self, m: &Message) -> String {
