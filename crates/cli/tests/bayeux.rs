@@ -432,6 +432,14 @@ fn subscriptions_per_session_are_bounded_and_channels_checked() {
         &json!([{"channel": "/a", "clientId": client, "id": "p"}]),
     );
     assert_eq!(r[0]["error"], "402:data:Missing data");
+    // Connects: a connection type is required, and must be one Herald serves.
+    let (_, r) = post(
+        hub.addr,
+        &json!([{"channel": "/meta/connect", "clientId": client, "id": "c1"},
+                {"channel": "/meta/connect", "clientId": client, "id": "c2", "connectionType": "flash"}]),
+    );
+    assert_eq!(r[0]["error"], "402:connectionType:Missing connectionType");
+    assert_eq!(r[1]["error"], "301:flash:Connection type not supported");
 }
 
 #[test]

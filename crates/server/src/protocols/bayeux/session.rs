@@ -364,6 +364,11 @@ impl Session {
                         None,
                     )
                 }
+                "/meta/connect" if !known_type(&m) => {
+                    let t = m.connection_type.as_ref().and_then(Value::as_str);
+                    let why = "Connection type not supported";
+                    failure(&m, error(301, t.unwrap_or_default(), why), None)
+                }
                 "/meta/connect" => match done.connect.replace(m) {
                     Some(old) => failure(&old, error(400, "", "one /meta/connect per batch"), None),
                     None => continue,
@@ -493,6 +498,14 @@ impl Session {
             .unwrap_or_else(|| ev.topics[0].as_str());
         out.push(message::delivery(&ev, name));
     }
+}
+
+/// Whether a connect names a connection type Herald serves.
+fn known_type(m: &Message) -> bool {
+    m.connection_type
+        .as_ref()
+        .and_then(Value::as_str)
+        .is_some_and(|t| message::CONNECTION_TYPES.contains(&t))
 }
 
 /// The channel names of a subscribe or unsubscribe.
