@@ -69,20 +69,30 @@ impl Message {
     }
 }
 
-/// Parses a body: a JSON array of messages, or one message object.
+/// Parses a body: a JSON array of messages, or one message object. Each
+/// message must be an object (serde would read a struct from an array too).
 pub fn parse(text: &str) -> Result<Vec<Message>, Rejection> {
-    let bad = |e: serde_json::Error| {
+    let bad = |what: String| {
         Rejection::bad_request(
             "invalid_bayeux_message",
             format!(
-                "{e}; a Bayeux request is a JSON array of message objects, each with a \"channel\" string"
+                "{what}; a Bayeux request is a JSON array of message objects, each with a \"channel\" string"
             ),
         )
     };
-    match text.trim_start().as_bytes().first() {
-        Some(b'{') => Ok(vec![serde_json::from_str(text).map_err(bad)?]),
-        _ => serde_json::from_str(text).map_err(bad),
-    }
+    let raws: Vec<&RawValue> = match text.trim_start().as_bytes().first() {
+        Some(b'{') => vec![serde_json::from_str(text).map_err(|e| bad(e.to_string()))?],
+        _ => serde_json::from_str(text).map_err(|e| bad(e.to_string()))?,
+    };
+    raws.iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            if !raw.get().starts_with('{') {
+                return Err(bad(format!("message {} is not a JSON object", i + 1)));
+            }
+            serde_json::from_str(raw.get()).map_err(|e| bad(format!("message {}: {e}", i + 1)))
+        })
+        .collect()
 }
 
 /// An error string `code:args:message`.
@@ -184,6 +194,14 @@ mod tests {
         let e = parse("[{\"id\":1}]").unwrap_err();
         assert!(e.message.contains("channel"), "{}", e.message);
         assert!(parse("nope").is_err());
+        // serde reads structs from arrays too: a message must be an object.
+        let e = parse(r#"[["/meta/handshake"]]"#).unwrap_err();
+        assert!(
+            e.message.contains("message 1 is not a JSON object"),
+            "{}",
+            e.message
+        );
+        assert!(parse(r#"[{"channel":"/a"}, 5]"#).is_err());
     }
 
     #[test]
