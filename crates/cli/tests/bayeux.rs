@@ -724,3 +724,24 @@ fn a_websocket_peer_that_answers_no_ping_is_dropped() {
         start.elapsed()
     );
 }
+
+#[test]
+fn a_session_ends_when_its_token_expires() {
+    let secret = "bayeux-test-secret-bayeux-test-secret!";
+    let hub = Hub::start_secure(secret, &[]);
+    let now = std::time::SystemTime::now();
+    let token = mint_token(secret, &[], &["/t"], Duration::from_secs(2), now);
+    let client = handshake(hub.addr, json!({"authToken": token}));
+    subscribe(hub.addr, &client, "/t");
+    connect(hub.addr, &client, 0);
+    let start = Instant::now();
+    let r = connect(hub.addr, &client, 20_000);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(r[0]["advice"]["reconnect"], "handshake", "{r}");
+    let r = connect(hub.addr, &client, 0);
+    assert_eq!(r[0]["error"], "402::Unknown client");
+}
