@@ -257,6 +257,15 @@ fn bad_json_and_oversized_batches_get_clear_errors() {
     assert_eq!(status, 413);
     assert_eq!(v["error"], "too_many_messages");
     assert!(v["message"].as_str().unwrap().contains("at most 2"), "{v}");
+    // Other methods: 405 with what the endpoint answers.
+    let raw = raw_request(hub.addr, "PUT", "/bayeux/connect", &[], b"[]");
+    let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 405"), "{text}");
+    assert!(text.contains("allow: get, post, options"), "{text}");
+    // A GET that is neither callback-polling nor an upgrade says what to send.
+    let (status, body) = request(hub.addr, "GET", "/bayeux", &[], b"");
+    assert_eq!(status, 400);
+    assert!(body.contains("missing_message"), "{body}");
 }
 
 #[test]
