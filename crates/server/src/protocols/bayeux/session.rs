@@ -191,6 +191,7 @@ impl Session {
             if let Some(t) = token_deadline {
                 deadline = deadline.min(t);
             }
+            self.flush_pending();
             let ready = self.can_deliver();
             tokio::select! {
                 biased;
@@ -244,6 +245,23 @@ impl Session {
         match &self.ws {
             Some(ws) if !ws.is_closed() => ws.capacity() > 0,
             _ => self.held.as_ref().is_some_and(|h| !h.sink.is_closed()),
+        }
+    }
+
+    /// Pushes kept deliveries on a socket that has room again.
+    fn flush_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if let Some(ws) = self
+            .ws
+            .as_ref()
+            .filter(|w| !w.is_closed() && w.capacity() > 0)
+        {
+            let out = std::mem::take(&mut self.pending);
+            if let Err(e) = ws.try_send(out) {
+                self.pending = e.into_inner();
+            }
         }
     }
 
