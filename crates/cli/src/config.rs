@@ -180,6 +180,18 @@ settings! {
     webhook_max_subscriptions: usize = 10_000, "HERALD_WEBHOOK_MAX_SUBSCRIPTIONS";
     /// Public URL of the WebSub hub, for Link rel="hub" ("" = the request's scheme and Host + /websub).
     websub_hub_url: String = String::new(), "HERALD_WEBSUB_HUB_URL";
+    /// Most Bayeux sessions open at once (more: the handshake fails).
+    bayeux_max_sessions: usize = 10_000, "HERALD_BAYEUX_MAX_SESSIONS";
+    /// Longest a Bayeux /meta/connect is held, in ms (advertised as advice.timeout).
+    bayeux_connect_timeout_ms: u64 = 25_000, "HERALD_BAYEUX_CONNECT_TIMEOUT_MS";
+    /// Milliseconds a Bayeux session lives with no connect held (maxInterval).
+    bayeux_max_interval_ms: u64 = 10_000, "HERALD_BAYEUX_MAX_INTERVAL_MS";
+    /// Most Bayeux messages in one request or WebSocket frame.
+    bayeux_max_messages: usize = 100, "HERALD_BAYEUX_MAX_MESSAGES";
+    /// Most subscriptions one Bayeux session may hold.
+    bayeux_max_subscriptions: usize = 100, "HERALD_BAYEUX_MAX_SUBSCRIPTIONS";
+    /// Most events delivered in one Bayeux response or frame (the rest wait for the next).
+    bayeux_max_deliveries: usize = 100, "HERALD_BAYEUX_MAX_DELIVERIES";
 }
 
 /// A setting that cannot work, with what to change.
@@ -272,6 +284,15 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ("max_connections", s.max_connections),
         ("max_connections_per_address", s.max_connections_per_address),
         ("bosh_inactivity_secs", s.bosh_inactivity_secs as usize),
+        ("bayeux_max_sessions", s.bayeux_max_sessions),
+        (
+            "bayeux_connect_timeout_ms",
+            s.bayeux_connect_timeout_ms as usize,
+        ),
+        ("bayeux_max_interval_ms", s.bayeux_max_interval_ms as usize),
+        ("bayeux_max_messages", s.bayeux_max_messages),
+        ("bayeux_max_subscriptions", s.bayeux_max_subscriptions),
+        ("bayeux_max_deliveries", s.bayeux_max_deliveries),
     ];
     if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(BadConfig(format!("{name} must be greater than 0")));
@@ -350,6 +371,12 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             },
             tls,
             webhooks,
+            bayeux_max_sessions: s.bayeux_max_sessions,
+            bayeux_connect_timeout: Duration::from_millis(s.bayeux_connect_timeout_ms),
+            bayeux_max_interval: Duration::from_millis(s.bayeux_max_interval_ms),
+            bayeux_max_messages: s.bayeux_max_messages,
+            bayeux_max_subscriptions: s.bayeux_max_subscriptions,
+            bayeux_max_deliveries: s.bayeux_max_deliveries,
         },
         limits: Limits {
             max_topic_len: s.max_topic_len,

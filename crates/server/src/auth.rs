@@ -56,6 +56,20 @@ pub fn access(
     let Some(found) = found else {
         return Ok(Access::Anonymous);
     };
+    verify(opts, &found.token, found.source)
+}
+
+/// Verifies a token a protocol message carried instead of the request (a
+/// Bayeux handshake's `ext.authToken`); in development mode, anything goes.
+pub fn access_from_token(opts: &ServerOptions, token: &str) -> Result<Access, Rejection> {
+    if opts.dev {
+        return Ok(Access::Everything);
+    }
+    // Not a cookie: the client put it in the message itself.
+    verify(opts, token, TokenSource::Header)
+}
+
+fn verify(opts: &ServerOptions, token: &str, source: TokenSource) -> Result<Access, Rejection> {
     let Some(verifier) = &opts.auth.verifier else {
         return Err(Rejection::new(
             StatusCode::UNAUTHORIZED,
@@ -63,8 +77,8 @@ pub fn access(
             "this hub has no token verification key configured (jwt_secret, jwt_public_keys, jwks_file or jwks_url), so it accepts no token",
         ));
     };
-    match verifier.verify(&found.token, SystemTime::now()) {
-        Ok(claims) => Ok(Access::Token(Arc::new(claims), found.source)),
+    match verifier.verify(token, SystemTime::now()) {
+        Ok(claims) => Ok(Access::Token(Arc::new(claims), source)),
         Err(e) => Err(Rejection::new(
             StatusCode::UNAUTHORIZED,
             e.code(),

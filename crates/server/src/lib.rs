@@ -10,6 +10,8 @@
 //! - [`publish`]: turns native publish requests (raw body or JSON) into drafts.
 //! - [`transports`]: one module per push technique; each offers the same verbs
 //!   (`accept` a request into a subscription, `deliver` events, `close`).
+//! - [`protocols`]: other hubs' protocols at the edge: Bayeux 1.0 (CometD,
+//!   Faye) at `/bayeux`, its sessions and transports.
 //! - [`query`]: query-string parsing shared by every route.
 //! - [`rejection`]: every error becomes an HTTP response here, in one place.
 //! - [`metrics`]: `/metrics` and `/readyz`, built at scrape time from the counters.
@@ -34,6 +36,7 @@ pub mod listener;
 pub mod metrics;
 pub mod options;
 pub mod prefixed;
+pub mod protocols;
 pub mod publish;
 pub mod query;
 pub mod rejection;

@@ -50,6 +50,8 @@ pub struct Shared {
     pub publish_limits: PublishLimits,
     /// Webhook subscriptions and their delivery workers.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Open Bayeux sessions.
+    pub bayeux: crate::protocols::bayeux::Registry,
 }
 
 /// What hyper routes know about their connection (a request extension).
@@ -193,6 +195,7 @@ impl Server {
             connections: Default::default(),
             publish_limits: PublishLimits::new(&opts),
             webhooks,
+            bayeux: Default::default(),
             opts,
         });
         if let Some(tls) = &shared.opts.tls {

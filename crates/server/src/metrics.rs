@@ -87,6 +87,12 @@ pub fn render(shared: &Shared) -> String {
         "Topics with at least one subscriber",
         fanout.watched_topics() as i64,
     );
+    gauge(
+        &mut r,
+        "bayeux_sessions",
+        "Open Bayeux (CometD, Faye) sessions",
+        shared.bayeux.len() as i64,
+    );
     let log = shared.hub.log().stats();
     gauge(
         &mut r,

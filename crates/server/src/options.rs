@@ -65,6 +65,19 @@ pub struct ServerOptions {
     /// Webhooks and the WebSub hub: leases, timeouts, concurrency, back-off,
     /// eviction, signatures, the SSRF guard.
     pub webhooks: crate::webhooks::WebhookOptions,
+    /// Most Bayeux sessions open at once (more: the handshake fails with 503).
+    pub bayeux_max_sessions: usize,
+    /// Longest a Bayeux `/meta/connect` is held; advertised as `advice.timeout`.
+    pub bayeux_connect_timeout: Duration,
+    /// Time a Bayeux session lives with no connect held (CometD's `maxInterval`).
+    pub bayeux_max_interval: Duration,
+    /// Most Bayeux messages in one request or WebSocket frame.
+    pub bayeux_max_messages: usize,
+    /// Most subscriptions one Bayeux session may hold.
+    pub bayeux_max_subscriptions: usize,
+    /// Most events delivered in one Bayeux response or frame; the rest wait in
+    /// the hub's rings and history for the next one.
+    pub bayeux_max_deliveries: usize,
 }
 
 impl Default for ServerOptions {
@@ -96,6 +109,12 @@ impl Default for ServerOptions {
             publish_rate_per_token: 1_000,
             tls: None,
             webhooks: Default::default(),
+            bayeux_max_sessions: 10_000,
+            bayeux_connect_timeout: Duration::from_secs(25),
+            bayeux_max_interval: Duration::from_secs(10),
+            bayeux_max_messages: 100,
+            bayeux_max_subscriptions: 100,
+            bayeux_max_deliveries: 100,
         }
     }
 }

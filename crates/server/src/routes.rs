@@ -64,6 +64,9 @@ pub async fn handle(
         (_, p) if p == "/webhooks" || p.starts_with("/webhooks/") => {
             crate::webhooks::handle_api(req, &shared).await
         }
+        (&Method::GET | &Method::POST, p) if is_bayeux(p) => {
+            crate::protocols::bayeux::http::handle(req, shared.clone()).await
+        }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
         (_, p) if allowed_methods(&shared, p).is_some() => {
             return Ok(not_allowed(
@@ -92,6 +95,7 @@ GET  /ws[?topic=T]           WebSocket: JSON subscribe, unsubscribe, publish, pi
 POST /bosh                   BOSH (XEP-0124) sessions carrying the same operations\n\
 POST /websub                 WebSub hub: subscribe, unsubscribe, publish pings (form-encoded)\n\
 POST /webhooks               create a webhook subscription (JSON); GET lists, DELETE /webhooks/ID removes\n\
+/bayeux                      Bayeux 1.0 (CometD, Faye): long-polling, callback-polling, websocket\n\
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\
@@ -105,11 +109,17 @@ fn allowed_methods(shared: &Shared, path: &str) -> Option<&'static str> {
         p if p.starts_with("/topics/") => "POST, OPTIONS",
         "/sse" | "/stream" | "/poll" | "/ws" | "/metrics" | "/" => "GET, OPTIONS",
         "/ws/echo" if shared.opts.ws_echo => "GET, OPTIONS",
+        p if is_bayeux(p) => "GET, POST, OPTIONS",
         "/healthz" | "/readyz" | "/herald.js" | "/herald.d.ts" | "/openapi.json" => {
             "GET, HEAD, OPTIONS"
         }
         _ => return None,
     })
+}
+
+/// `/bayeux` and every path below it (CometD appends `/handshake`, …).
+fn is_bayeux(path: &str) -> bool {
+    path == "/bayeux" || path.starts_with("/bayeux/")
 }
 
 /// `405` with the `Allow` header RFC 9110 asks for.

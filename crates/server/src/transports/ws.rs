@@ -131,7 +131,7 @@ pub async fn echo(
 /// The echo route's message limit: the Autobahn 9.x cases send 16 MiB.
 const ECHO_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
-fn builder(limits: Limits) -> ServerBuilder {
+pub(crate) fn builder(limits: Limits) -> ServerBuilder {
     ServerBuilder::new()
         .config(
             Config::default()
@@ -199,7 +199,7 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
     })
 }
 
-fn switching(accept: &str) -> Response<Body> {
+pub(crate) fn switching(accept: &str) -> Response<Body> {
     let mut r = Response::new(Empty::new().boxed_unsync());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
@@ -211,7 +211,7 @@ fn switching(accept: &str) -> Response<Body> {
     r
 }
 
-fn version_required() -> Response<Body> {
+pub(crate) fn version_required() -> Response<Body> {
     let rej = Rejection::new(
         StatusCode::UPGRADE_REQUIRED,
         "unsupported_websocket_version",
