@@ -19,6 +19,8 @@
 //!   reloaded from its files while the server runs. TLS connections skip the
 //!   lean path: after the handshake hyper serves HTTP/2 or HTTP/1.1
 //!   (`listener/tls.rs`).
+//! - [`protocols`]: other protocols' front doors as thin adapters over the hub
+//!   ([`protocols::mercure`]: publish form, subscribe, tokens, subscriptions API).
 //! - [`web`]: the browser client (`web/herald.js`), embedded and served at `/herald.js`.
 //!
 //! Data flow: socket → [`head`] → route → [`herald_core::Hub`] → transport writer → socket.
@@ -31,6 +33,7 @@ pub mod listener;
 pub mod metrics;
 pub mod options;
 pub mod prefixed;
+pub mod protocols;
 pub mod publish;
 pub mod query;
 pub mod rejection;

@@ -48,6 +48,8 @@ pub struct Shared {
     pub connections: Arc<Connections>,
     /// Publish rate limits.
     pub publish_limits: PublishLimits,
+    /// Mercure's compiled selectors and active subscriptions.
+    pub mercure: crate::protocols::mercure::State,
 }
 
 /// What hyper routes know about their connection (a request extension).
@@ -168,6 +170,7 @@ impl Server {
             bosh: Default::default(),
             connections: Default::default(),
             publish_limits: PublishLimits::new(&opts),
+            mercure: Default::default(),
             opts,
         });
         if let Some(tls) = &shared.opts.tls {
@@ -239,6 +242,11 @@ fn is_stream_route(method: &str, path: &str) -> bool {
     method == "GET" && matches!(path, "/sse" | "/stream")
 }
 
+/// Mercure subscriptions are long-lived SSE streams too: same lean path.
+fn is_mercure_stream(opts: &ServerOptions, method: &str, path: &str) -> bool {
+    opts.mercure.enabled && method == "GET" && path == crate::protocols::mercure::HUB_PATH
+}
+
 /// Answers a connection over a limit and closes it, without reading it.
 async fn refuse(mut stream: TcpStream, rej: Rejection) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
@@ -265,9 +273,15 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, sh
     let opts = &shared.opts;
     let route = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
-        r = head::read(&mut stream, opts.max_header_bytes, opts.header_timeout, is_stream_route) => r,
+        r = head::read(&mut stream, opts.max_header_bytes, opts.header_timeout, |m, p| {
+            is_stream_route(m, p) || is_mercure_stream(opts, m, p)
+        }) => r,
     };
     let rejection = match route {
+        Ok(Route::Stream(req)) if req.path == crate::protocols::mercure::HUB_PATH => {
+            return crate::protocols::mercure::subscribe::serve_lean(stream, req, slot, shared)
+                .await;
+        }
         Ok(Route::Stream(req)) => return serve_lean(stream, req, slot, shared).await,
         // Boxed: hyper's connection state is large and must not size every stream task.
         Ok(Route::Hyper(prefix)) => {

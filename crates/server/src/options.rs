@@ -62,6 +62,8 @@ pub struct ServerOptions {
     /// TLS (the loaded certificate, and the files it is reloaded from);
     /// `None` serves plain TCP.
     pub tls: Option<Tls>,
+    /// The Mercure front door at `/.well-known/mercure` (docs/PROTOCOL.md, Mercure).
+    pub mercure: crate::protocols::mercure::MercureOptions,
 }
 
 impl Default for ServerOptions {
@@ -92,6 +94,7 @@ impl Default for ServerOptions {
             publish_rate_per_address: 5_000,
             publish_rate_per_token: 1_000,
             tls: None,
+            mercure: Default::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use crate::cors;
 use crate::listener::Shared;
 use crate::metrics;
+use crate::protocols::mercure;
 use crate::publish;
 use crate::rejection::Rejection;
 use crate::transports::stream::{self, Body};
@@ -26,6 +27,9 @@ pub async fn handle(
     let path = req.uri().path().to_string();
     let verdict = cors::verdict(&shared.opts, req.headers());
     let result = match (req.method(), path.as_str()) {
+        (_, p) if shared.opts.mercure.enabled && mercure::owns(p) => {
+            mercure::handle(req, shared.clone()).await
+        }
         (&Method::OPTIONS, _) => cors::preflight(&shared.opts, req.headers()),
         (&Method::POST, "/publish") => publish::handle(req, &shared).await,
         (&Method::GET, "/sse" | "/stream") => stream::serve_hyper(req, shared).await,
@@ -80,7 +84,8 @@ POST /bosh                   BOSH (XEP-0124) sessions carrying the same operatio
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\
-GET  /herald.js              the browser client (ES module; types at /herald.d.ts)\n";
+GET  /herald.js              the browser client (ES module; types at /herald.d.ts)\n\
+GET|POST /.well-known/mercure  the Mercure protocol (publish form, subscribe, subscriptions API)\n";
 
 fn not_allowed(allow: &'static str) -> Rejection {
     Rejection::new(
