@@ -24,7 +24,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use herald_core::{Position, Resume, Selector, Subscription, Topic};
+use herald_core::{Pattern, Position, Resume, Selector, Subscription, Topic};
 
 use super::error::Challenge;
 use super::matcher::{Kind, Matcher};
@@ -213,25 +213,31 @@ fn cursor(generation: Generation, header: Option<&str>, pairs: &[(String, String
         .find_map(|n| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()))
 }
 
-/// The hub selector for `matchers`.
+/// The hub selector for `matchers`: exact selectors as exact topics (the
+/// hub's hash map), `*`, templates and URL Patterns as patterns tested by the
+/// shared compiled matcher (labelled by kind and source, so equal selectors
+/// are one pattern).
 fn selector(matchers: &[Arc<Matcher>], shared: &Shared) -> Result<Selector, MercureError> {
     let max = shared.hub.limits().max_topic_len;
     let mut exact = Vec::new();
+    let mut patterns = Vec::new();
     for m in matchers {
         match m.exact() {
             Some(t) => exact.push(
                 Topic::parse(t, max)
                     .map_err(|e| MercureError::bad_request("invalid_matcher", e.to_string()))?,
             ),
+            None if m.is_any() => patterns.push(Pattern::glob("*").map_err(|e| {
+                MercureError::bad_request("invalid_matcher", e.to_string())
+            })?),
             None => {
-                return Err(MercureError::bad_request(
-                    "patterns_unavailable",
-                    format!("{:?}: pattern selectors are not available yet", m.source()),
-                ));
+                let label = format!("mercure-{}:{}", m.kind().name(), m.source());
+                let m = m.clone();
+                patterns.push(Pattern::custom(label, move |topic| m.matches(topic)));
             }
         }
     }
-    Ok(Selector::exact(exact))
+    Ok(Selector::new(exact, patterns))
 }
 
 /// Serves a subscription on the lean path (a first request on a plain
