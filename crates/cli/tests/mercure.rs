@@ -171,7 +171,9 @@ fn msub(hub: &Hub, query: &str, token: Option<&str>, extra: &[(&str, &str)]) -> 
 /// The response head of an open stream, lower-cased header names.
 fn head_of(s: &Sse) -> String {
     let text = String::from_utf8_lossy(&s.buf).to_string();
-    let head = text.split_once("\r\n\r\n").map_or(text.as_str(), |(h, _)| h);
+    let head = text
+        .split_once("\r\n\r\n")
+        .map_or(text.as_str(), |(h, _)| h);
     head.lines()
         .map(|l| match l.split_once(':') {
             Some((k, v)) => format!("{}:{v}", k.to_ascii_lowercase()),
@@ -198,12 +200,23 @@ fn v1_publish_answers_the_id_as_text_and_streams_it_as_the_sse_id() {
         "{head}"
     );
     assert!(head.contains("x-accel-buffering: no"), "{head}");
-    assert!(!head.contains("mercure-last-event-id"), "no cursor sent: {head}");
+    assert!(
+        !head.contains("mercure-last-event-id"),
+        "no cursor sent: {head}"
+    );
 
-    let r = mpublish(&hub, &publisher_v1(), &[("topic", "/books/1"), ("data", "a\nb\r\nc")]);
+    let r = mpublish(
+        &hub,
+        &publisher_v1(),
+        &[("topic", "/books/1"), ("data", "a\nb\r\nc")],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
-    assert!(r.body.starts_with("urn:uuid:"), "generated ids are IRIs: {}", r.body);
+    assert!(
+        r.body.starts_with("urn:uuid:"),
+        "generated ids are IRIs: {}",
+        r.body
+    );
     let text = s.read_until(&format!("id: {}\n", r.body));
     assert!(
         text.contains(&format!("id: {}\ndata: a\ndata: b\ndata: c\n\n", r.body)),
@@ -230,7 +243,16 @@ fn v1_publish_answers_the_id_as_text_and_streams_it_as_the_sse_id() {
 
 #[test]
 fn v1_publish_refusals_have_the_spec_statuses_and_challenges() {
-    let hub = v1_hub(&["--max-topics", "4", "--max-topic-len", "64", "--max-body-bytes", "4096", "--max-data-bytes", "2048"]);
+    let hub = v1_hub(&[
+        "--max-topics",
+        "4",
+        "--max-topic-len",
+        "64",
+        "--max-body-bytes",
+        "4096",
+        "--max-data-bytes",
+        "2048",
+    ]);
     let publisher = publisher_v1();
     // No token: a bare Bearer challenge pointing at the metadata.
     let r = call(
@@ -243,14 +265,25 @@ fn v1_publish_refusals_have_the_spec_statuses_and_challenges() {
     assert_eq!(r.status, 401);
     assert_eq!(
         r.header("www-authenticate"),
-        Some("Bearer resource_metadata=\"https://hub.example/.well-known/oauth-protected-resource/.well-known/mercure\"")
+        Some(
+            "Bearer resource_metadata=\"https://hub.example/.well-known/oauth-protected-resource/.well-known/mercure\""
+        )
     );
     // Bad tokens: 401 invalid_token.
-    let wrong_typ = sign(Some("JWT"), &json!({"iss": "i", "aud": HUB_URL, "exp": now() + 60}));
-    let wrong_aud = sign(Some("at+jwt"), &json!({"iss": "i", "aud": "https://other/", "exp": now() + 60}));
+    let wrong_typ = sign(
+        Some("JWT"),
+        &json!({"iss": "i", "aud": HUB_URL, "exp": now() + 60}),
+    );
+    let wrong_aud = sign(
+        Some("at+jwt"),
+        &json!({"iss": "i", "aud": "https://other/", "exp": now() + 60}),
+    );
     let no_exp = sign(Some("at+jwt"), &json!({"iss": "i", "aud": HUB_URL}));
     let no_iss = sign(Some("at+jwt"), &json!({"aud": HUB_URL, "exp": now() + 60}));
-    let expired = sign(Some("at+jwt"), &json!({"iss": "i", "aud": HUB_URL, "exp": now() - 60}));
+    let expired = sign(
+        Some("at+jwt"),
+        &json!({"iss": "i", "aud": HUB_URL, "exp": now() - 60}),
+    );
     let bad_detail = sign(
         Some("at+jwt"),
         &json!({"iss": "i", "aud": HUB_URL, "exp": now() + 60, "authorization_details": [
@@ -275,7 +308,9 @@ fn v1_publish_refusals_have_the_spec_statuses_and_challenges() {
         let r = mpublish(&hub, &t, &[("topic", "/a"), ("data", "x")]);
         assert_eq!(r.status, 401, "{name}: {}", r.body);
         assert!(
-            r.header("www-authenticate").unwrap().starts_with("Bearer error=\"invalid_token\""),
+            r.header("www-authenticate")
+                .unwrap()
+                .starts_with("Bearer error=\"invalid_token\""),
             "{name}"
         );
     }
@@ -290,17 +325,34 @@ fn v1_publish_refusals_have_the_spec_statuses_and_challenges() {
     // A grant on the canonical topic only: 403 insufficient_scope, nothing dispatched.
     let only_a = v1_token(&[(&["publish"], &[("exact", "/a")])]);
     let mut s = msub(&hub, "match=*", Some(&subscriber_v1()), &[]);
-    let r = mpublish(&hub, &only_a, &[("topic", "/a"), ("topic", "/b"), ("data", "no")]);
+    let r = mpublish(
+        &hub,
+        &only_a,
+        &[("topic", "/a"), ("topic", "/b"), ("data", "no")],
+    );
     assert_eq!(r.status, 403);
-    assert!(r.header("www-authenticate").unwrap().contains("insufficient_scope"));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("insufficient_scope")
+    );
     let ok = mpublish_ok(&hub, &only_a, &[("topic", "/a"), ("data", "yes")]);
     let text = s.read_until(&format!("id: {ok}"));
-    assert!(!text.contains("data: no"), "a refused publish dispatches nothing");
+    assert!(
+        !text.contains("data: no"),
+        "a refused publish dispatches nothing"
+    );
     // 400s.
     for (name, pairs) in [
         ("star topic", vec![("topic", "*")]),
-        ("hub path", vec![("topic", "/.well-known/mercure/subscriptions/x")]),
-        ("hub path normalised", vec![("topic", "/x/../.well-known/%6Dercure")]),
+        (
+            "hub path",
+            vec![("topic", "/.well-known/mercure/subscriptions/x")],
+        ),
+        (
+            "hub path normalised",
+            vec![("topic", "/x/../.well-known/%6Dercure")],
+        ),
         ("format char", vec![("topic", "/a\u{200b}")]),
         ("no topic", vec![("data", "x")]),
         ("hash id", vec![("topic", "/a"), ("id", "#1")]),
@@ -318,14 +370,26 @@ fn v1_publish_refusals_have_the_spec_statuses_and_challenges() {
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/x-www-form-urlencoded"),
     ];
-    let r = call(&hub, "POST", "/.well-known/mercure", &headers, b"topic=/a&data=%FF");
+    let r = call(
+        &hub,
+        "POST",
+        "/.well-known/mercure",
+        &headers,
+        b"topic=/a&data=%FF",
+    );
     assert_eq!(r.status, 400, "invalid UTF-8 data");
     // 413s: body, field length, number of topics.
     let big = "x".repeat(5000);
-    assert_eq!(mpublish(&hub, &publisher, &[("topic", "/a"), ("data", &big)]).status, 413);
+    assert_eq!(
+        mpublish(&hub, &publisher, &[("topic", "/a"), ("data", &big)]).status,
+        413
+    );
     let long = format!("/{}", "t".repeat(80));
     assert_eq!(mpublish(&hub, &publisher, &[("topic", &long)]).status, 413);
-    let five: Vec<(&str, &str)> = ["/1", "/2", "/3", "/4", "/5"].iter().map(|t| ("topic", *t)).collect();
+    let five: Vec<(&str, &str)> = ["/1", "/2", "/3", "/4", "/5"]
+        .iter()
+        .map(|t| ("topic", *t))
+        .collect();
     assert_eq!(mpublish(&hub, &publisher, &five).status, 413);
     // Tokens in the URL are refused in 1.0.
     let r = call(
@@ -336,7 +400,11 @@ fn v1_publish_refusals_have_the_spec_statuses_and_challenges() {
         b"topic=/a",
     );
     assert_eq!(r.status, 400);
-    assert!(r.header("www-authenticate").unwrap().contains("invalid_request"));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("invalid_request")
+    );
 }
 
 #[test]
@@ -345,14 +413,36 @@ fn v1_subscribe_matchers_and_their_refusals() {
     let t = subscriber_v1();
     let mut exact = msub(&hub, "match=/books/1", Some(&t), &[]);
     let mut exact2 = msub(&hub, "match_exact=/books/1", Some(&t), &[]);
-    let mut url = msub(&hub, &format!("match_urlpattern={}", enc("https://example.com/books/:id")), Some(&t), &[]);
-    let mut rel = msub(&hub, &format!("match_urlpattern={}", enc("/users/:u/books/*")), Some(&t), &[]);
+    let mut url = msub(
+        &hub,
+        &format!("match_urlpattern={}", enc("https://example.com/books/:id")),
+        Some(&t),
+        &[],
+    );
+    let mut rel = msub(
+        &hub,
+        &format!("match_urlpattern={}", enc("/users/:u/books/*")),
+        Some(&t),
+        &[],
+    );
     let mut all = msub(&hub, "match=*", Some(&t), &[]);
     let p = publisher_v1();
     let a = mpublish_ok(&hub, &p, &[("topic", "/books/1"), ("data", "a")]);
-    let b = mpublish_ok(&hub, &p, &[("topic", "https://example.com/books/7"), ("data", "b")]);
+    let b = mpublish_ok(
+        &hub,
+        &p,
+        &[("topic", "https://example.com/books/7"), ("data", "b")],
+    );
     let c = mpublish_ok(&hub, &p, &[("topic", "/users/9/books/2"), ("data", "c")]);
-    let d = mpublish_ok(&hub, &p, &[("topic", "https://example.com/books/7/x"), ("topic", "/books/1"), ("data", "d")]);
+    let d = mpublish_ok(
+        &hub,
+        &p,
+        &[
+            ("topic", "https://example.com/books/7/x"),
+            ("topic", "/books/1"),
+            ("data", "d"),
+        ],
+    );
     exact.read_until(&format!("id: {d}"));
     assert_eq!(exact.ids(), vec![a.clone(), d.clone()]);
     exact2.read_until(&format!("id: {d}"));
@@ -380,13 +470,23 @@ fn v1_subscribe_matchers_and_their_refusals() {
         format!("match_urlpattern={}", enc("https://e.example/(")),
         "match=%FF".to_string(),
     ] {
-        let r = call(&hub, "GET", &format!("/.well-known/mercure?{q}"), &[("Authorization", &format!("Bearer {t}"))], b"");
+        let r = call(
+            &hub,
+            "GET",
+            &format!("/.well-known/mercure?{q}"),
+            &[("Authorization", &format!("Bearer {t}"))],
+            b"",
+        );
         assert_eq!(r.status, 400, "{q}: {}", r.body);
     }
     // Anonymous subscribers are refused unless enabled (401, bare challenge).
     let r = call(&hub, "GET", "/.well-known/mercure?match=/a", &[], b"");
     assert_eq!(r.status, 401);
-    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer resource_metadata="));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer resource_metadata=")
+    );
 }
 
 #[test]
@@ -395,19 +495,43 @@ fn v1_resume_by_publisher_id_native_id_and_earliest_with_the_cursor_header() {
     let t = subscriber_v1();
     let p = publisher_v1();
     let ids: Vec<String> = (1..=3)
-        .map(|i| mpublish_ok(&hub, &p, &[("topic", "/books/1"), ("data", &i.to_string()), ("id", &format!("urn:x:{i}"))]))
+        .map(|i| {
+            mpublish_ok(
+                &hub,
+                &p,
+                &[
+                    ("topic", "/books/1"),
+                    ("data", &i.to_string()),
+                    ("id", &format!("urn:x:{i}")),
+                ],
+            )
+        })
         .collect();
     assert_eq!(ids, ["urn:x:1", "urn:x:2", "urn:x:3"]);
     // The header (what a reconnecting EventSource sends).
-    let mut s = msub(&hub, "match=/books/1", Some(&t), &[("Last-Event-ID", "urn:x:1")]);
+    let mut s = msub(
+        &hub,
+        "match=/books/1",
+        Some(&t),
+        &[("Last-Event-ID", "urn:x:1")],
+    );
     s.read_until("id: urn:x:3\n");
     assert_eq!(s.ids(), ["urn:x:2", "urn:x:3"]);
-    assert!(head_of(&s).contains("mercure-last-event-id: urn:x:1"), "{}", head_of(&s));
+    assert!(
+        head_of(&s).contains("mercure-last-event-id: urn:x:1"),
+        "{}",
+        head_of(&s)
+    );
     // The query parameter (first connection), and the header winning over it.
     let mut s = msub(&hub, "match=/books/1&last_event_id=urn:x:2", Some(&t), &[]);
     s.read_until("id: urn:x:3\n");
     assert_eq!(s.ids(), ["urn:x:3"]);
-    let mut s = msub(&hub, "match=/books/1&last_event_id=urn:x:1", Some(&t), &[("Last-Event-ID", "urn:x:2")]);
+    let mut s = msub(
+        &hub,
+        "match=/books/1&last_event_id=urn:x:1",
+        Some(&t),
+        &[("Last-Event-ID", "urn:x:2")],
+    );
     s.read_until("id: urn:x:3\n");
     assert_eq!(s.ids(), ["urn:x:3"]);
     // lastEventID (0.x name) and lastEventId (polyfills) are accepted too.
@@ -420,23 +544,51 @@ fn v1_resume_by_publisher_id_native_id_and_earliest_with_the_cursor_header() {
     assert!(head_of(&s).contains("mercure-last-event-id: earliest"));
     // Unknown id: "earliest" tells the client it lost continuity.
     let s = msub(&hub, "match=/books/1&last_event_id=urn:nope", Some(&t), &[]);
-    assert!(head_of(&s).contains("mercure-last-event-id: earliest"), "{}", head_of(&s));
+    assert!(
+        head_of(&s).contains("mercure-last-event-id: earliest"),
+        "{}",
+        head_of(&s)
+    );
     // A native publish's hub id works as a Mercure cursor too.
-    let native = sign(None, &json!({"exp": now() + 60, "herald": {"publish": ["*"]}}));
+    let native = sign(
+        None,
+        &json!({"exp": now() + 60, "herald": {"publish": ["*"]}}),
+    );
     let auth = format!("Bearer {native}");
-    let (st, body) = request(hub.addr, "POST", "/publish?topic=/books/1", &[("Authorization", &auth)], b"native");
+    let (st, body) = request(
+        hub.addr,
+        "POST",
+        "/publish?topic=/books/1",
+        &[("Authorization", &auth)],
+        b"native",
+    );
     assert_eq!(st, 200, "{body}");
-    let native_id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    let native_id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let four = mpublish_ok(&hub, &p, &[("topic", "/books/1"), ("data", "4")]);
-    let mut s = msub(&hub, "match=/books/1", Some(&t), &[("Last-Event-ID", &native_id)]);
+    let mut s = msub(
+        &hub,
+        "match=/books/1",
+        Some(&t),
+        &[("Last-Event-ID", &native_id)],
+    );
     s.read_until(&format!("id: {four}\n"));
     assert_eq!(s.ids(), [four.clone()]);
     assert!(head_of(&s).contains(&format!("mercure-last-event-id: {native_id}")));
     // A present but empty cursor still gets the header.
     let s = msub(&hub, "match=/books/1&last_event_id=", Some(&t), &[]);
-    assert!(head_of(&s).contains("mercure-last-event-id: "), "{}", head_of(&s));
+    assert!(
+        head_of(&s).contains("mercure-last-event-id: "),
+        "{}",
+        head_of(&s)
+    );
     // Publisher ids must be unique: a reused one is refused, the first stays.
-    assert_eq!(mpublish(&hub, &p, &[("topic", "/books/1"), ("id", "urn:x:1")]).status, 409);
+    assert_eq!(
+        mpublish(&hub, &p, &[("topic", "/books/1"), ("id", "urn:x:1")]).status,
+        409
+    );
 }
 
 #[test]
@@ -451,7 +603,12 @@ fn v1_private_updates_reach_only_subscribers_granted_one_of_their_topics() {
     let private = mpublish_ok(
         &hub,
         &p,
-        &[("topic", "/books/1"), ("topic", "/users/42/books/1"), ("data", "secret"), ("private", "")],
+        &[
+            ("topic", "/books/1"),
+            ("topic", "/users/42/books/1"),
+            ("data", "secret"),
+            ("private", ""),
+        ],
     );
     let public = mpublish_ok(&hub, &p, &[("topic", "/books/1"), ("data", "public")]);
     a.read_until(&format!("id: {public}"));
@@ -461,10 +618,20 @@ fn v1_private_updates_reach_only_subscribers_granted_one_of_their_topics() {
     anon.read_until(&format!("id: {public}"));
     assert_eq!(anon.ids(), [public.clone()]);
     // Replay re-checks private updates against the current token.
-    let mut a2 = msub(&hub, "match=/books/1&last_event_id=earliest", Some(&user42), &[]);
+    let mut a2 = msub(
+        &hub,
+        "match=/books/1&last_event_id=earliest",
+        Some(&user42),
+        &[],
+    );
     a2.read_until(&format!("id: {public}"));
     assert_eq!(a2.ids(), [private, public.clone()]);
-    let mut b2 = msub(&hub, "match=/books/1&last_event_id=earliest", Some(&user43), &[]);
+    let mut b2 = msub(
+        &hub,
+        "match=/books/1&last_event_id=earliest",
+        Some(&user43),
+        &[],
+    );
     b2.read_until(&format!("id: {public}"));
     assert_eq!(b2.ids(), [public]);
 }
@@ -483,14 +650,21 @@ fn v1_tokens_from_the_cookie_and_the_header_wins() {
         &[("Cookie", &cookie), ("Authorization", "Bearer a.b.c")],
         b"",
     );
-    assert_eq!(r.status, 401, "the Authorization header wins over the cookie");
+    assert_eq!(
+        r.status, 401,
+        "the Authorization header wins over the cookie"
+    );
     // A cookie-authenticated publish from a page on another site is refused (CSRF).
     let pc = format!("__Secure-mercure_access_token={}", publisher_v1());
     let r = call(
         &hub,
         "POST",
         "/.well-known/mercure",
-        &[("Cookie", &pc), ("Origin", "https://evil.example"), ("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Cookie", &pc),
+            ("Origin", "https://evil.example"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         b"topic=/a",
     );
     assert_eq!(r.status, 403);
@@ -498,7 +672,11 @@ fn v1_tokens_from_the_cookie_and_the_header_wins() {
         &hub,
         "POST",
         "/.well-known/mercure",
-        &[("Cookie", &pc), ("Origin", ORIGIN), ("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Cookie", &pc),
+            ("Origin", ORIGIN),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         b"topic=/a",
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -520,12 +698,27 @@ fn v1_stream_ends_at_token_expiry() {
 #[test]
 fn v1_subscription_events_and_api() {
     let hub = v1_hub(&[]);
-    let watcher = v1_token(&[(&["subscribe"], &[("urlpattern", "/.well-known/mercure/subscriptions{/*}?")])]);
-    let mut w = msub(&hub, &format!("match_urlpattern={}", enc("/.well-known/mercure/subscriptions{/*}?")), Some(&watcher), &[]);
+    let watcher = v1_token(&[(
+        &["subscribe"],
+        &[("urlpattern", "/.well-known/mercure/subscriptions{/*}?")],
+    )]);
+    let mut w = msub(
+        &hub,
+        &format!(
+            "match_urlpattern={}",
+            enc("/.well-known/mercure/subscriptions{/*}?")
+        ),
+        Some(&watcher),
+        &[],
+    );
     let x = msub(&hub, "match=/books/1", Some(&subscriber_v1()), &[]);
     let text = w.read_until("\"match\":\"/books/1\"");
     assert!(text.contains("event: mercure\n"), "{text}");
-    let data = text.lines().rev().find(|l| l.contains("\"match\":\"/books/1\"")).unwrap();
+    let data = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"match\":\"/books/1\""))
+        .unwrap();
     let doc: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(doc["type"], "subscription");
     assert_eq!(doc["match_type"], "exact");
@@ -536,30 +729,72 @@ fn v1_subscription_events_and_api() {
     let topic = doc["id"].as_str().unwrap().to_string();
     assert_eq!(
         topic,
-        format!("/.well-known/mercure/subscriptions/exact/%2Fbooks%2F1/{}", enc(&subscriber).replace(':', "%3A"))
+        format!(
+            "/.well-known/mercure/subscriptions/exact/%2Fbooks%2F1/{}",
+            enc(&subscriber).replace(':', "%3A")
+        )
     );
     // The API: collection, filtered collection, one subscription, 404.
     let auth = format!("Bearer {watcher}");
-    let r = call(&hub, "GET", "/.well-known/mercure/subscriptions", &[("Authorization", &auth)], b"");
+    let r = call(
+        &hub,
+        "GET",
+        "/.well-known/mercure/subscriptions",
+        &[("Authorization", &auth)],
+        b"",
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/json"));
     let link = r.header("link").unwrap();
-    assert!(link.starts_with(&format!("<{HUB_URL}>; rel=\"mercure\"; last-event-id=\"")), "{link}");
+    assert!(
+        link.starts_with(&format!("<{HUB_URL}>; rel=\"mercure\"; last-event-id=\"")),
+        "{link}"
+    );
     let all: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(all["type"], "subscriptions");
     let subs = all["subscriptions"].as_array().unwrap();
     assert!(subs.iter().any(|s| s["subscriber"] == subscriber.as_str()));
     let r = call(&hub, "GET", &topic, &[("Authorization", &auth)], b"");
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(serde_json::from_str::<Value>(&r.body).unwrap()["match"], "/books/1");
-    let r = call(&hub, "GET", "/.well-known/mercure/subscriptions/exact/%2Fbooks%2F1", &[("Authorization", &auth)], b"");
-    assert_eq!(serde_json::from_str::<Value>(&r.body).unwrap()["subscriptions"].as_array().unwrap().len(), 1);
-    let r = call(&hub, "GET", "/.well-known/mercure/subscriptions/exact/%2Fnope/urn%3Auuid%3A0", &[("Authorization", &auth)], b"");
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.body).unwrap()["match"],
+        "/books/1"
+    );
+    let r = call(
+        &hub,
+        "GET",
+        "/.well-known/mercure/subscriptions/exact/%2Fbooks%2F1",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.body).unwrap()["subscriptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = call(
+        &hub,
+        "GET",
+        "/.well-known/mercure/subscriptions/exact/%2Fnope/urn%3Auuid%3A0",
+        &[("Authorization", &auth)],
+        b"",
+    );
     assert_eq!(r.status, 404);
     // Access needs a subscribe grant on the path; no token: 401.
-    let r = call(&hub, "GET", "/.well-known/mercure/subscriptions", &[("Authorization", &format!("Bearer {}", subscriber_v1()))], b"");
+    let r = call(
+        &hub,
+        "GET",
+        "/.well-known/mercure/subscriptions",
+        &[("Authorization", &format!("Bearer {}", subscriber_v1()))],
+        b"",
+    );
     assert_eq!(r.status, 403);
-    assert_eq!(call(&hub, "GET", "/.well-known/mercure/subscriptions", &[], b"").status, 401);
+    assert_eq!(
+        call(&hub, "GET", "/.well-known/mercure/subscriptions", &[], b"").status,
+        401
+    );
     // The end of the connection: an inactive event.
     drop(x.stream.shutdown(std::net::Shutdown::Both));
     let text = w.read_until("\"active\":false");
@@ -572,21 +807,40 @@ fn v1_subscription_events_and_api() {
 #[test]
 fn v1_discovery_metadata_and_cors() {
     let hub = v1_hub(&[]);
-    let r = call(&hub, "GET", "/.well-known/oauth-protected-resource/.well-known/mercure", &[], b"");
+    let r = call(
+        &hub,
+        "GET",
+        "/.well-known/oauth-protected-resource/.well-known/mercure",
+        &[],
+        b"",
+    );
     assert_eq!(r.status, 200);
     let doc: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(doc["resource"], HUB_URL);
     assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
-    assert_eq!(doc["authorization_details_types_supported"], json!([DETAIL]));
+    assert_eq!(
+        doc["authorization_details_types_supported"],
+        json!([DETAIL])
+    );
     assert_eq!(doc["mercure_cookie"], "__Secure-mercure_access_token");
-    assert_eq!(doc["mercure_matcher_types_supported"], json!(["exact", "urlpattern"]));
+    assert_eq!(
+        doc["mercure_matcher_types_supported"],
+        json!(["exact", "urlpattern"])
+    );
     assert_eq!(doc["mercure_subscriptions"], true);
     // Preflight.
     let r = call(
         &hub,
         "OPTIONS",
         "/.well-known/mercure",
-        &[("Origin", ORIGIN), ("Access-Control-Request-Method", "GET"), ("Access-Control-Request-Headers", "last-event-id, cache-control")],
+        &[
+            ("Origin", ORIGIN),
+            ("Access-Control-Request-Method", "GET"),
+            (
+                "Access-Control-Request-Headers",
+                "last-event-id, cache-control",
+            ),
+        ],
         b"",
     );
     assert_eq!(r.status, 204);
@@ -601,19 +855,45 @@ fn v1_discovery_metadata_and_cors() {
         assert!(allowed.contains(h), "{allowed}");
     }
     // A credentialed cross-origin subscription can read the cursor header.
-    let s = msub(&hub, "match=/a&last_event_id=earliest", Some(&subscriber_v1()), &[("Origin", ORIGIN)]);
+    let s = msub(
+        &hub,
+        "match=/a&last_event_id=earliest",
+        Some(&subscriber_v1()),
+        &[("Origin", ORIGIN)],
+    );
     let head = head_of(&s);
-    assert!(head.contains(&format!("access-control-allow-origin: {ORIGIN}")), "{head}");
-    assert!(head.contains("access-control-allow-credentials: true"), "{head}");
-    let expose = head.lines().find(|l| l.starts_with("access-control-expose-headers")).unwrap();
-    assert!(expose.contains("Mercure-Last-Event-ID") && expose.contains("Link"), "{expose}");
+    assert!(
+        head.contains(&format!("access-control-allow-origin: {ORIGIN}")),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-credentials: true"),
+        "{head}"
+    );
+    let expose = head
+        .lines()
+        .find(|l| l.starts_with("access-control-expose-headers"))
+        .unwrap();
+    assert!(
+        expose.contains("Mercure-Last-Event-ID") && expose.contains("Link"),
+        "{expose}"
+    );
     // HEAD subscribes without a body.
-    let r = call(&hub, "HEAD", "/.well-known/mercure?match=/a&last_event_id=earliest", &[("Authorization", &format!("Bearer {}", subscriber_v1()))], b"");
+    let r = call(
+        &hub,
+        "HEAD",
+        "/.well-known/mercure?match=/a&last_event_id=earliest",
+        &[("Authorization", &format!("Bearer {}", subscriber_v1()))],
+        b"",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("mercure-last-event-id"), Some("earliest"));
     assert_eq!(r.body, "");
     // Other methods: 405.
-    assert_eq!(call(&hub, "PUT", "/.well-known/mercure", &[], b"").status, 405);
+    assert_eq!(
+        call(&hub, "PUT", "/.well-known/mercure", &[], b"").status,
+        405
+    );
 }
 
 #[test]
@@ -623,15 +903,38 @@ fn mercure_and_native_clients_share_one_hub() {
     let mut native = Sse::open(hub.addr, "/sse?topic=/books/1", &[]);
     native.read_until(": herald");
     let mut m = msub(&hub, "match=/books/1", None, &[]);
-    let id = mpublish_ok(&hub, "dev", &[("topic", "/books/1"), ("data", "from mercure"), ("id", "urn:m:1")]);
+    let id = mpublish_ok(
+        &hub,
+        "dev",
+        &[
+            ("topic", "/books/1"),
+            ("data", "from mercure"),
+            ("id", "urn:m:1"),
+        ],
+    );
     native.read_until("id: urn:m:1\ndata: from mercure\n\n");
-    let (st, body) = request(hub.addr, "POST", "/publish?topic=/books/1", &[], b"from native");
+    let (st, body) = request(
+        hub.addr,
+        "POST",
+        "/publish?topic=/books/1",
+        &[],
+        b"from native",
+    );
     assert_eq!(st, 200);
-    let nid = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    let nid = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     m.read_until(&format!("id: {nid}\ndata: from native\n\n"));
     assert_eq!(m.ids(), [id, nid]);
     // A long-poller too.
-    let (st, body) = request(hub.addr, "GET", "/poll?topic=/books/1&since=urn:m:1&timeout=0", &[], b"");
+    let (st, body) = request(
+        hub.addr,
+        "GET",
+        "/poll?topic=/books/1&since=urn:m:1&timeout=0",
+        &[],
+        b"",
+    );
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("from native"), "{body}");
 }
@@ -639,7 +942,10 @@ fn mercure_and_native_clients_share_one_hub() {
 #[test]
 fn mercure_can_be_turned_off() {
     let hub = Hub::start(&["--mercure", "false"]);
-    assert_eq!(call(&hub, "GET", "/.well-known/mercure?match=/a", &[], b"").status, 404);
+    assert_eq!(
+        call(&hub, "GET", "/.well-known/mercure?match=/a", &[], b"").status,
+        404
+    );
 }
 
 // ---- 0.x (draft-07) ----
@@ -648,14 +954,32 @@ fn mercure_can_be_turned_off() {
 fn legacy_publish_and_subscribe_with_templates_and_star() {
     let hub = legacy_hub(&[]);
     let sub = legacy_token(&[], &["*"]);
-    let mut tpl = msub(&hub, &format!("topic={}", enc("https://example.com/books/{id}")), Some(&sub), &[]);
+    let mut tpl = msub(
+        &hub,
+        &format!("topic={}", enc("https://example.com/books/{id}")),
+        Some(&sub),
+        &[],
+    );
     // Without subscribe grants: public updates only (not the subscription events).
     let mut star = msub(&hub, "topic=*", Some(&legacy_token(&[], &[])), &[]);
-    let mut exact = msub(&hub, &format!("topic={}", enc("/a/{literal}")), Some(&sub), &[]);
+    let mut exact = msub(
+        &hub,
+        &format!("topic={}", enc("/a/{literal}")),
+        Some(&sub),
+        &[],
+    );
     let p = legacy_token(&["*"], &[]);
-    let a = mpublish_ok(&hub, &p, &[("topic", "https://example.com/books/1"), ("data", "a")]);
+    let a = mpublish_ok(
+        &hub,
+        &p,
+        &[("topic", "https://example.com/books/1"), ("data", "a")],
+    );
     let b = mpublish_ok(&hub, &p, &[("topic", "/a/{literal}"), ("data", "b")]);
-    let c = mpublish_ok(&hub, &p, &[("topic", "https://example.com/books/1/x"), ("data", "c")]);
+    let c = mpublish_ok(
+        &hub,
+        &p,
+        &[("topic", "https://example.com/books/1/x"), ("data", "c")],
+    );
     tpl.read_until(&format!("id: {a}"));
     star.read_until(&format!("id: {c}"));
     assert_eq!(star.ids(), [a.clone(), b.clone(), c]);
@@ -664,22 +988,57 @@ fn legacy_publish_and_subscribe_with_templates_and_star() {
     let _ = tpl.read_until("");
     assert_eq!(tpl.ids(), [a]);
     // match= is not a 0.x parameter; unknown parameters are ignored.
-    let r = call(&hub, "GET", "/.well-known/mercure?match=/a&matchx=1", &[("Authorization", &format!("Bearer {sub}"))], b"");
+    let r = call(
+        &hub,
+        "GET",
+        "/.well-known/mercure?match=/a&matchx=1",
+        &[("Authorization", &format!("Bearer {sub}"))],
+        b"",
+    );
     assert_eq!(r.status, 400, "no topic");
     // The 0.x hub publishes topics under its own path and `*` (no 1.0 rule),
     // and still refuses ids starting with #.
-    assert_eq!(mpublish(&hub, &p, &[("topic", "/x"), ("id", "#1")]).status, 400);
+    assert_eq!(
+        mpublish(&hub, &p, &[("topic", "/x"), ("id", "#1")]).status,
+        400
+    );
     // Publish grants are 0.x selectors (templates).
     let books = legacy_token(&["https://example.com/books/{id}"], &[]);
-    assert_eq!(mpublish(&hub, &books, &[("topic", "https://example.com/books/2")]).status, 200);
-    let r = mpublish(&hub, &books, &[("topic", "https://example.com/books/2"), ("topic", "/other")]);
+    assert_eq!(
+        mpublish(&hub, &books, &[("topic", "https://example.com/books/2")]).status,
+        200
+    );
+    let r = mpublish(
+        &hub,
+        &books,
+        &[
+            ("topic", "https://example.com/books/2"),
+            ("topic", "/other"),
+        ],
+    );
     assert_eq!(r.status, 403);
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
-    let r = call(&hub, "POST", "/.well-known/mercure", &[("Content-Type", "application/x-www-form-urlencoded")], b"topic=/a");
+    let r = call(
+        &hub,
+        "POST",
+        "/.well-known/mercure",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"topic=/a",
+    );
     assert_eq!(r.status, 401);
     assert!(r.header("www-authenticate").is_none());
     // No RFC 9728 metadata on a 0.x hub.
-    assert_eq!(call(&hub, "GET", "/.well-known/oauth-protected-resource/.well-known/mercure", &[], b"").status, 404);
+    assert_eq!(
+        call(
+            &hub,
+            "GET",
+            "/.well-known/oauth-protected-resource/.well-known/mercure",
+            &[],
+            b""
+        )
+        .status,
+        404
+    );
 }
 
 #[test]
@@ -687,53 +1046,192 @@ fn legacy_tokens_in_header_query_and_cookie_and_the_cursor_header() {
     let hub = legacy_hub(&[]);
     let p = legacy_token(&["*"], &[]);
     let sub = legacy_token(&[], &["/books/{id}"]);
-    let one = mpublish_ok(&hub, &p, &[("topic", "/books/1"), ("data", "1"), ("private", "on")]);
+    let one = mpublish_ok(
+        &hub,
+        &p,
+        &[("topic", "/books/1"), ("data", "1"), ("private", "on")],
+    );
     let two = mpublish_ok(&hub, &p, &[("topic", "/books/1"), ("data", "2")]);
     // authorization query parameter, lastEventID, Last-Event-ID response header.
-    let mut s = msub(&hub, &format!("topic=/books/1&authorization={sub}&lastEventID=earliest"), None, &[]);
+    let mut s = msub(
+        &hub,
+        &format!("topic=/books/1&authorization={sub}&lastEventID=earliest"),
+        None,
+        &[],
+    );
     s.read_until(&format!("id: {two}"));
-    assert_eq!(s.ids(), [one.clone(), two.clone()], "private update granted by a template");
+    assert_eq!(
+        s.ids(),
+        [one.clone(), two.clone()],
+        "private update granted by a template"
+    );
     let head = head_of(&s);
     assert!(head.contains("last-event-id: earliest"), "{head}");
     assert!(!head.contains("mercure-last-event-id"), "{head}");
     // mercureAuthorization cookie; Last-Event-ID request header.
     let cookie = format!("mercureAuthorization={sub}");
-    let mut s = msub(&hub, "topic=/books/1", None, &[("Cookie", &cookie), ("Last-Event-ID", &one)]);
+    let mut s = msub(
+        &hub,
+        "topic=/books/1",
+        None,
+        &[("Cookie", &cookie), ("Last-Event-ID", &one)],
+    );
     s.read_until(&format!("id: {two}"));
     assert_eq!(s.ids(), [two.clone()]);
     assert!(head_of(&s).contains(&format!("last-event-id: {one}")));
     // A token without the subscribe grant does not see the private update.
     let other = legacy_token(&[], &["/users/{id}"]);
-    let mut s = msub(&hub, "topic=/books/1&lastEventID=earliest", Some(&other), &[]);
+    let mut s = msub(
+        &hub,
+        "topic=/books/1&lastEventID=earliest",
+        Some(&other),
+        &[],
+    );
     s.read_until(&format!("id: {two}"));
     assert_eq!(s.ids(), [two]);
     // The namespaced claim works too; a malformed mercure claim is a 401.
-    let ns = sign(None, &json!({"exp": now() + 60, "https://mercure.rocks/": {"publish": ["*"]}}));
+    let ns = sign(
+        None,
+        &json!({"exp": now() + 60, "https://mercure.rocks/": {"publish": ["*"]}}),
+    );
     assert_eq!(mpublish(&hub, &ns, &[("topic", "/n")]).status, 200);
-    let bad = sign(None, &json!({"exp": now() + 60, "mercure": {"publish": "*"}}));
+    let bad = sign(
+        None,
+        &json!({"exp": now() + 60, "mercure": {"publish": "*"}}),
+    );
     assert_eq!(mpublish(&hub, &bad, &[("topic", "/n")]).status, 401);
 }
 
 #[test]
 fn legacy_subscription_events_and_api_are_json_ld() {
     let hub = legacy_hub(&[]);
-    let watcher = legacy_token(&[], &["/.well-known/mercure/subscriptions{/topic}{/subscriber}"]);
-    let mut w = msub(&hub, &format!("topic={}", enc("/.well-known/mercure/subscriptions{/topic}{/subscriber}")), Some(&watcher), &[]);
+    let watcher = legacy_token(
+        &[],
+        &["/.well-known/mercure/subscriptions{/topic}{/subscriber}"],
+    );
+    let mut w = msub(
+        &hub,
+        &format!(
+            "topic={}",
+            enc("/.well-known/mercure/subscriptions{/topic}{/subscriber}")
+        ),
+        Some(&watcher),
+        &[],
+    );
     let _x = msub(&hub, "topic=/books/1", Some(&legacy_token(&[], &[])), &[]);
     let text = w.read_until("\"topic\":\"/books/1\"");
-    let data = text.lines().rev().find(|l| l.contains("\"topic\":\"/books/1\"")).unwrap();
+    let data = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"topic\":\"/books/1\""))
+        .unwrap();
     let doc: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(doc["@context"], "https://mercure.rocks/");
     assert_eq!(doc["type"], "Subscription");
     assert_eq!(doc["active"], true);
-    assert!(!text.contains("event: mercure"), "0.x events use the default type");
+    assert!(
+        !text.contains("event: mercure"),
+        "0.x events use the default type"
+    );
     let id = doc["id"].as_str().unwrap();
-    assert!(id.starts_with("/.well-known/mercure/subscriptions/%2Fbooks%2F1/urn%3Auuid%3A"), "{id}");
-    let r = call(&hub, "GET", "/.well-known/mercure/subscriptions", &[("Authorization", &format!("Bearer {watcher}"))], b"");
+    assert!(
+        id.starts_with("/.well-known/mercure/subscriptions/%2Fbooks%2F1/urn%3Auuid%3A"),
+        "{id}"
+    );
+    let r = call(
+        &hub,
+        "GET",
+        "/.well-known/mercure/subscriptions",
+        &[("Authorization", &format!("Bearer {watcher}"))],
+        b"",
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/ld+json"));
     let all: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(all["type"], "Subscriptions");
     assert!(all["lastEventID"].is_string());
-    assert!(all["subscriptions"].as_array().unwrap().iter().any(|s| s["topic"] == "/books/1"));
+    assert!(
+        all["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["topic"] == "/books/1")
+    );
+}
+
+#[test]
+fn earliest_replays_the_retained_history_after_retention_trimmed_it() {
+    let hub = v1_hub(&["--retention-events-per-topic", "2"]);
+    let p = publisher_v1();
+    let ids: Vec<String> = (0..4)
+        .map(|i| mpublish_ok(&hub, &p, &[("topic", "/books/1"), ("data", &i.to_string())]))
+        .collect();
+    let mut s = msub(
+        &hub,
+        "match=/books/1&last_event_id=earliest",
+        Some(&subscriber_v1()),
+        &[],
+    );
+    s.read_until(&format!("id: {}\n", ids[3]));
+    assert_eq!(s.ids(), ids[2..]);
+    assert!(head_of(&s).contains("mercure-last-event-id: earliest"));
+    // A discarded id: "earliest", and nothing replayed (the client knows it lost some).
+    let s = msub(
+        &hub,
+        "match=/books/1",
+        Some(&subscriber_v1()),
+        &[("Last-Event-ID", &ids[0])],
+    );
+    assert!(
+        head_of(&s).contains("mercure-last-event-id: earliest"),
+        "{}",
+        head_of(&s)
+    );
+}
+
+/// A subscription on a keep-alive connection's later request is served by
+/// hyper (not the lean path): same headers, same frames.
+#[tokio::test(flavor = "current_thread")]
+async fn subscriptions_through_hyper_match_the_lean_path() {
+    let hub = v1_hub(&[]);
+    let client = reqwest::Client::builder().http1_only().build().unwrap();
+    let base = format!("http://{}", hub.addr);
+    let p = publisher_v1();
+    let publish = |data: &'static str, id: &'static str| {
+        client
+            .post(format!("{base}/.well-known/mercure"))
+            .bearer_auth(&p)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form(&[("topic", "/books/1"), ("data", data), ("id", id)]))
+            .send()
+    };
+    assert_eq!(
+        publish("one", "urn:h:1")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "urn:h:1"
+    );
+    let mut resp = client
+        .get(format!("{base}/.well-known/mercure?match=/books/1"))
+        .bearer_auth(subscriber_v1())
+        .header("Last-Event-ID", "earliest")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.headers()["mercure-last-event-id"], "earliest");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("id: urn:h:1\ndata: one\n\n") {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
 }

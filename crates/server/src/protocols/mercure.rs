@@ -187,7 +187,9 @@ pub async fn handle(
         (&Method::GET | &Method::HEAD, HUB_PATH) => {
             subscribe::serve_hyper(req, &ctx, shared.clone()).await
         }
-        (&Method::GET, p) if p.starts_with(SUBSCRIPTIONS_PATH) && shared.opts.mercure.subscriptions => {
+        (&Method::GET, p)
+            if p.starts_with(SUBSCRIPTIONS_PATH) && shared.opts.mercure.subscriptions =>
+        {
             subscriptions::api(req.headers(), req.uri().query(), p, &ctx, &shared)
         }
         (_, HUB_PATH) => Err(MercureError::from(Rejection::new(

@@ -86,7 +86,11 @@ impl MercureError {
     }
 
     /// The status, headers and body, in the generation's shape.
-    pub fn parts(&self, generation: Generation, ctx: &Ctx) -> (StatusCode, Vec<(String, String)>, Bytes) {
+    pub fn parts(
+        &self,
+        generation: Generation,
+        ctx: &Ctx,
+    ) -> (StatusCode, Vec<(String, String)>, Bytes) {
         let r = &self.rejection;
         let mut headers = Vec::new();
         let body = match generation {

@@ -69,7 +69,13 @@ struct Memo(Mutex<HashMap<Box<str>, bool>>);
 
 impl Memo {
     fn get_or(&self, topic: &str, f: impl FnOnce() -> bool) -> bool {
-        if let Some(&hit) = self.0.lock().ok().and_then(|m| m.get(topic).copied()).as_ref() {
+        if let Some(&hit) = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(topic).copied())
+            .as_ref()
+        {
             return hit;
         }
         let v = f();
@@ -288,8 +294,17 @@ mod tests {
 
     #[test]
     fn refuses_control_and_format_characters() {
-        for bad in ["/a\u{0}", "/a\u{7f}", "/a\u{200b}", "/a\u{feff}", "/a\u{e0041}"] {
-            assert!(Matcher::compile(Kind::Exact, bad, &base()).is_err(), "{bad:?}");
+        for bad in [
+            "/a\u{0}",
+            "/a\u{7f}",
+            "/a\u{200b}",
+            "/a\u{feff}",
+            "/a\u{e0041}",
+        ] {
+            assert!(
+                Matcher::compile(Kind::Exact, bad, &base()).is_err(),
+                "{bad:?}"
+            );
         }
         assert!(Matcher::compile(Kind::Exact, "/é/日本", &base()).is_ok());
         assert!(Matcher::compile(Kind::UrlPattern, "(", &base()).is_err());

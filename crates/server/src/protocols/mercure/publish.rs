@@ -111,7 +111,10 @@ pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, MercureError> {
             None => (part, &b""[..]),
         };
         let decode = |raw: &[u8]| -> Result<String, MercureError> {
-            let plus: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+            let plus: Vec<u8> = raw
+                .iter()
+                .map(|&b| if b == b'+' { b' ' } else { b })
+                .collect();
             let bytes: Vec<u8> = percent_encoding::percent_decode(&plus).collect();
             String::from_utf8(bytes).map_err(|_| {
                 MercureError::bad_request(
@@ -150,7 +153,11 @@ fn parse_form(body: &[u8]) -> Result<Form, MercureError> {
 }
 
 fn too_large(what: String) -> MercureError {
-    MercureError::from(Rejection::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", what))
+    MercureError::from(Rejection::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        what,
+    ))
 }
 
 /// Validates the form into a draft.
@@ -238,7 +245,10 @@ fn draft(f: Form, ctx: &Ctx, shared: &Shared) -> Result<Draft, MercureError> {
         None => None,
         Some(r) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) => {
             Some(r.parse::<u32>().map_err(|_| {
-                MercureError::bad_request("invalid_retry", "retry is too large (at most 4294967295)")
+                MercureError::bad_request(
+                    "invalid_retry",
+                    "retry is too large (at most 4294967295)",
+                )
             })?)
         }
         Some(_) => {
@@ -248,9 +258,8 @@ fn draft(f: Form, ctx: &Ctx, shared: &Shared) -> Result<Draft, MercureError> {
             ));
         }
     };
-    let id = f
-        .id
-        .unwrap_or_else(|| format!("urn:uuid:{}", uuid::Uuid::now_v7()));
+    let id =
+        f.id.unwrap_or_else(|| format!("urn:uuid:{}", uuid::Uuid::now_v7()));
     let mut draft = Draft::new(
         topics,
         Bytes::from(data),
@@ -339,7 +348,11 @@ mod tests {
         ] {
             assert!(check_v1_topic(bad, &ctx).is_err(), "{bad}");
         }
-        for ok in ["/books/1", "https://e.example/.well-known/mercurex", "urn:x"] {
+        for ok in [
+            "/books/1",
+            "https://e.example/.well-known/mercurex",
+            "urn:x",
+        ] {
             assert!(check_v1_topic(ok, &ctx).is_ok(), "{ok}");
         }
     }

@@ -24,7 +24,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use herald_core::{Pattern, Position, Resume, Selector, Subscription, Topic};
+use herald_core::{Pattern, Resume, Selector, Subscription, Topic};
 
 use super::error::Challenge;
 use super::matcher::{Kind, Matcher};
@@ -74,7 +74,10 @@ pub async fn accept(
     let pairs = form_pairs(query.unwrap_or("").as_bytes())?;
     let matchers = matchers(ctx, shared, &pairs)?;
     let cursor = cursor(ctx.generation, header_cursor, &pairs);
-    if cursor.as_deref().is_some_and(|c| c.chars().any(char::is_control)) {
+    if cursor
+        .as_deref()
+        .is_some_and(|c| c.chars().any(char::is_control))
+    {
         return Err(MercureError::bad_request(
             "invalid_cursor",
             "the last event id must not contain control characters",
@@ -84,13 +87,7 @@ pub async fn accept(
     let head = shared.hub.head();
     let resume = match cursor.as_deref() {
         None | Some("") => Resume::Now,
-        Some("earliest") => Resume::After(
-            Position {
-                epoch: head.epoch,
-                seq: 0,
-            }
-            .to_string(),
-        ),
+        Some("earliest") => Resume::Earliest,
         Some(c) => Resume::After(c.to_string()),
     };
     let mut sub = shared
@@ -172,7 +169,10 @@ fn matchers(
         if out.len() == limits.max_topics {
             return Err(MercureError::bad_request(
                 "too_many_matchers",
-                format!("a subscription may have at most {} selectors (max_topics)", limits.max_topics),
+                format!(
+                    "a subscription may have at most {} selectors (max_topics)",
+                    limits.max_topics
+                ),
             ));
         }
         let m = shared
@@ -200,7 +200,11 @@ fn matchers(
 /// The resume cursor: the `Last-Event-ID` header wins, then the
 /// generation's query parameter, then the other generation's, then the
 /// polyfills' `lastEventId`. `Some("")` for a present but empty one.
-fn cursor(generation: Generation, header: Option<&str>, pairs: &[(String, String)]) -> Option<String> {
+fn cursor(
+    generation: Generation,
+    header: Option<&str>,
+    pairs: &[(String, String)],
+) -> Option<String> {
     if let Some(h) = header {
         return Some(h.to_string());
     }
@@ -227,9 +231,10 @@ fn selector(matchers: &[Arc<Matcher>], shared: &Shared) -> Result<Selector, Merc
                 Topic::parse(t, max)
                     .map_err(|e| MercureError::bad_request("invalid_matcher", e.to_string()))?,
             ),
-            None if m.is_any() => patterns.push(Pattern::glob("*").map_err(|e| {
-                MercureError::bad_request("invalid_matcher", e.to_string())
-            })?),
+            None if m.is_any() => patterns.push(
+                Pattern::glob("*")
+                    .map_err(|e| MercureError::bad_request("invalid_matcher", e.to_string()))?,
+            ),
             None => {
                 let label = format!("mercure-{}:{}", m.kind().name(), m.source());
                 let m = m.clone();
@@ -242,7 +247,12 @@ fn selector(matchers: &[Arc<Matcher>], shared: &Shared) -> Result<Selector, Merc
 
 /// Serves a subscription on the lean path (a first request on a plain
 /// HTTP/1.1 connection); see the module doc.
-pub async fn serve_lean(mut stream: TcpStream, req: StreamRequest, slot: Arc<Slot>, shared: Arc<Shared>) {
+pub async fn serve_lean(
+    mut stream: TcpStream,
+    req: StreamRequest,
+    slot: Arc<Slot>,
+    shared: Arc<Shared>,
+) {
     let ctx = Ctx::new(&shared, &req.headers);
     let verdict = cors::verdict(&shared.opts, &req.headers);
     let mut cors_lines = String::new();

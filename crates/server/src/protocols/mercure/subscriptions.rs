@@ -38,7 +38,11 @@ use crate::listener::Shared;
 use crate::transports::stream::Body;
 
 /// What is percent-encoded in a topic variable: all but unreserved characters.
-const VARIABLE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const VARIABLE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// One active subscription.
 #[derive(Debug, Clone)]
@@ -102,7 +106,11 @@ pub async fn start(
                     enc(&subscriber)
                 ),
                 Generation::Legacy => {
-                    format!("{SUBSCRIPTIONS_PATH}/{}/{}", enc(m.source()), enc(&subscriber))
+                    format!(
+                        "{SUBSCRIPTIONS_PATH}/{}/{}",
+                        enc(m.source()),
+                        enc(&subscriber)
+                    )
                 }
             };
             Entry {
@@ -263,7 +271,10 @@ pub fn api(
     let h = r.headers_mut();
     match ctx.generation {
         Generation::V1 => {
-            h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            h.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
             let link = format!(
                 "<{}>; rel=\"mercure\"; last-event-id=\"{cursor}\"; type=\"mercure\"; content-type=\"application/json\"",
                 ctx.hub_url
@@ -273,7 +284,10 @@ pub fn api(
             }
         }
         Generation::Legacy => {
-            h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/ld+json"));
+            h.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/ld+json"),
+            );
             body["lastEventID"] = Value::String(cursor);
         }
     }

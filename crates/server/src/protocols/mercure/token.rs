@@ -106,26 +106,33 @@ pub fn access(
             let v = verifier
                 .verify_as::<V1>(&token, now)
                 .map_err(|e| invalid(e.code(), e.to_string()))?;
-            if !v
-                .typ
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"))
-            {
+            if !v.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            }) {
                 return Err(invalid(
                     "token_not_access_token",
                     "Mercure 1.0 tokens are RFC 9068 access tokens: the header needs typ \"at+jwt\"".into(),
                 ));
             }
             if v.exp.is_none() {
-                return Err(invalid("token_missing_exp", "the token needs an exp claim".into()));
+                return Err(invalid(
+                    "token_missing_exp",
+                    "the token needs an exp claim".into(),
+                ));
             }
             if v.issuer.is_none() {
-                return Err(invalid("token_missing_iss", "the token needs an iss claim".into()));
+                return Err(invalid(
+                    "token_missing_iss",
+                    "the token needs an iss claim".into(),
+                ));
             }
             if !v.audience.iter().any(|a| a == ctx.hub_url.as_str()) {
                 return Err(invalid(
                     "token_wrong_audience",
-                    format!("the token's aud must include this hub's URL, {}", ctx.hub_url),
+                    format!(
+                        "the token's aud must include this hub's URL, {}",
+                        ctx.hub_url
+                    ),
                 ));
             }
             let mut g = v1_grants(v.claims.authorization_details, ctx, shared)
@@ -145,8 +152,8 @@ pub fn access(
                 .verify_as::<Legacy>(&token, now)
                 .map_err(|e| invalid(e.code(), e.to_string()))?;
             let claim = v.claims.mercure.or(v.claims.namespaced);
-            let mut g = legacy_grants(claim, ctx, shared)
-                .map_err(|m| invalid("token_bad_claims", m))?;
+            let mut g =
+                legacy_grants(claim, ctx, shared).map_err(|m| invalid("token_bad_claims", m))?;
             g.exp = v.exp;
             g
         }
@@ -178,7 +185,9 @@ fn find<'a>(
     if let Some(found) = extract_token(headers, None, &header_only).map_err(bad)? {
         return Ok(Some((found.token, found.source)));
     }
-    let in_url = query.into_iter().flat_map(|q| form_urlencoded::parse(q.as_bytes()));
+    let in_url = query
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()));
     match ctx.generation {
         Generation::V1 => {
             if let Some((name, _)) = in_url
@@ -188,7 +197,10 @@ fn find<'a>(
                 return Err(MercureError::new(
                     StatusCode::BAD_REQUEST,
                     "token_in_url",
-                    format!("Mercure 1.0 refuses tokens in the URL ({name}=): send an Authorization: Bearer header or the {} cookie", shared.opts.mercure.cookie_name()),
+                    format!(
+                        "Mercure 1.0 refuses tokens in the URL ({name}=): send an Authorization: Bearer header or the {} cookie",
+                        shared.opts.mercure.cookie_name()
+                    ),
                     Challenge::InvalidRequest,
                 ));
             }
@@ -279,7 +291,11 @@ fn v1_grants(details: Option<Value>, ctx: &Ctx, shared: &Shared) -> Result<Mercu
 }
 
 /// Grants from the 0.x `mercure` claim.
-fn legacy_grants(claim: Option<Value>, ctx: &Ctx, shared: &Shared) -> Result<MercureGrants, String> {
+fn legacy_grants(
+    claim: Option<Value>,
+    ctx: &Ctx,
+    shared: &Shared,
+) -> Result<MercureGrants, String> {
     let mut g = MercureGrants {
         publish: Vec::new(),
         subscribe: Vec::new(),
@@ -297,7 +313,9 @@ fn legacy_grants(claim: Option<Value>, ctx: &Ctx, shared: &Shared) -> Result<Mer
             Some(Value::Array(v)) => v
                 .iter()
                 .map(|s| {
-                    let s = s.as_str().ok_or(format!("mercure.{name} must hold strings"))?;
+                    let s = s
+                        .as_str()
+                        .ok_or(format!("mercure.{name} must hold strings"))?;
                     compile(shared, ctx, Kind::Legacy, s)
                 })
                 .collect(),
@@ -313,7 +331,10 @@ fn legacy_grants(claim: Option<Value>, ctx: &Ctx, shared: &Shared) -> Result<Mer
 fn compile(shared: &Shared, ctx: &Ctx, kind: Kind, sel: &str) -> Result<Arc<Matcher>, String> {
     let max = shared.hub.limits().max_topic_len;
     if sel.len() > max {
-        return Err(format!("a selector is {} bytes long; the limit is {max}", sel.len()));
+        return Err(format!(
+            "a selector is {} bytes long; the limit is {max}",
+            sel.len()
+        ));
     }
     shared
         .mercure
