@@ -192,9 +192,12 @@ impl Matcher {
     }
 }
 
+/// A compiled matcher's identity: its kind, its source and the base URL.
+type Key = (Kind, Box<str>, Box<str>);
+
 /// Compiled matchers shared by every subscription and token that names them.
 #[derive(Default)]
-pub struct Cache(Mutex<HashMap<(Kind, Box<str>, Box<str>), Arc<Matcher>>>);
+pub struct Cache(Mutex<HashMap<Key, Arc<Matcher>>>);
 
 impl Cache {
     /// The compiled matcher for `(kind, source)` against `base`.

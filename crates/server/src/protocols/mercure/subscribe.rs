@@ -300,6 +300,8 @@ pub async fn serve_lean(
         } = a;
         let expiry = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
         let run = run_stream(stream, sub, Format::Sse, expiry, slot, shared.clone());
+        // Boxed: a stream without the subscriptions API carries one null pointer.
+        let guard = guard.map(Box::new);
         shared.tracker.spawn(async move {
             let _guard = guard;
             run.await
