@@ -1240,4 +1240,28 @@ async fn subscriptions_through_hyper_match_the_lean_path() {
             .unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
+    // The safe QUERY method: parameters in a form body, the query string's cursor wins.
+    let query = reqwest::Method::from_bytes(b"QUERY").unwrap();
+    let mut resp = client
+        .request(
+            query,
+            format!("{base}/.well-known/mercure?last_event_id=earliest"),
+        )
+        .bearer_auth(subscriber_v1())
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("match=%2Fbooks%2F1&last_event_id=urn%3Ah%3A1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["mercure-last-event-id"], "earliest");
+    let mut text = String::new();
+    while !text.contains("id: urn:h:1\ndata: one\n\n") {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
 }

@@ -184,7 +184,7 @@ pub async fn handle(
             Ok(discovery::metadata(&ctx, &shared.opts.mercure))
         }
         (&Method::POST, HUB_PATH) => publish::handle(req, &ctx, &shared).await,
-        (&Method::GET | &Method::HEAD, HUB_PATH) => {
+        (m, HUB_PATH) if m == Method::GET || m == Method::HEAD || m.as_str() == "QUERY" => {
             subscribe::serve_hyper(req, &ctx, shared.clone()).await
         }
         (&Method::GET, p)
@@ -195,7 +195,7 @@ pub async fn handle(
         (_, HUB_PATH) => Err(MercureError::from(Rejection::new(
             hyper::StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            "use GET or HEAD to subscribe and POST to publish",
+            "use GET, HEAD or QUERY to subscribe and POST to publish",
         ))),
         _ => Err(MercureError::from(Rejection::new(
             hyper::StatusCode::NOT_FOUND,

@@ -12,7 +12,8 @@
 //! small task per stream: ~1.4 KiB per idle subscriber instead of hyper's
 //! ~10 KiB, DESIGN.md), since Mercure subscribers are long-lived SSE streams
 //! like `/sse`'s; later requests on a keep-alive connection, TLS/HTTP/2
-//! connections and `HEAD` go through hyper with the same headers and frames.
+//! connections, `HEAD` and the safe `QUERY` method (parameters in a form
+//! body) go through hyper with the same headers and frames.
 
 use std::sync::Arc;
 
@@ -309,24 +310,34 @@ pub async fn serve_lean(
     }
 }
 
-/// Serves a subscription (or a `HEAD`) through hyper.
+/// Serves a subscription (or a `HEAD`) through hyper. The safe `QUERY`
+/// method carries the parameters as a form body too: query-string parameters
+/// come first, so a `last_event_id` in the query wins over one in the body.
 pub async fn serve_hyper(
     req: Request<Incoming>,
     ctx: &Ctx,
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, MercureError> {
     let head_only = req.method() == Method::HEAD;
-    let header_cursor = req
-        .headers()
+    let headers = req.headers().clone();
+    let header_cursor = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
+    let mut query = req.uri().query().unwrap_or_default().to_string();
+    if req.method().as_str() == "QUERY" {
+        let body = crate::publish::read_body(req, shared.opts.max_body_bytes).await?;
+        let body = std::str::from_utf8(&body).map_err(|_| {
+            MercureError::bad_request("invalid_utf8", "the QUERY body must be a UTF-8 form")
+        })?;
+        query = format!("{query}&{body}");
+    }
     let a = accept(
         ctx,
         &shared,
-        req.uri().query(),
+        Some(&query),
         header_cursor,
-        req.headers(),
+        &headers,
         head_only,
     )
     .await?;
