@@ -1002,8 +1002,10 @@ fn legacy_publish_and_subscribe_with_templates_and_star() {
         b"",
     );
     assert_eq!(r.status, 400, "no topic");
-    // The 0.x hub publishes topics under its own path and `*` (no 1.0 rule),
-    // and still refuses ids starting with #.
+    // The 0.x hub also refuses topics under its own path (forged subscription
+    // events) and ids starting with #.
+    let forged = [("topic", "/.well-known/mercure/subscriptions/%2Fx/y")];
+    assert_eq!(mpublish(&hub, &p, &forged).status, 400);
     assert_eq!(
         mpublish(&hub, &p, &[("topic", "/x"), ("id", "#1")]).status,
         400

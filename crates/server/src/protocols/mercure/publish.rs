@@ -7,8 +7,8 @@
 //! generates `urn:uuid:` + a UUIDv7, stored like a publisher's id so it
 //! resolves as a resume cursor through the log's id index.
 //!
-//! Refusals: 400 for invalid values (1.0 also: a topic `*` or under the hub
-//! path, an id `earliest`, the type `mercure`, control and format
+//! Refusals: 400 for invalid values (a topic under the hub path; 1.0 also: a
+//! topic `*`, an id `earliest`, the type `mercure`, control and format
 //! characters), 401 without a token, 403 unless the token grants every topic,
 //! 413 over a limit (body, field length, number of topics), 409 for an id a
 //! retained event already uses.
@@ -187,8 +187,9 @@ fn draft(f: Form, ctx: &Ctx, shared: &Shared) -> Result<Draft, MercureError> {
             )));
         }
         if v1 {
-            check_v1_topic(t, ctx)?;
+            check_v1_topic(t)?;
         }
+        check_not_hub_path(t, ctx)?;
         topics.push(Topic::parse(t, limits.max_topic_len).map_err(Rejection::from)?);
     }
     let data = f.data.unwrap_or_default();
@@ -273,17 +274,22 @@ fn draft(f: Form, ctx: &Ctx, shared: &Shared) -> Result<Draft, MercureError> {
     Ok(draft)
 }
 
-/// 1.0's topic rules: not `*`, no control or format characters, and not the
-/// hub's path or under it once resolved against the hub URL (that would
-/// forge subscription events).
-fn check_v1_topic(t: &str, ctx: &Ctx) -> Result<(), MercureError> {
+/// 1.0's topic rules: not `*`, no control or format characters.
+fn check_v1_topic(t: &str) -> Result<(), MercureError> {
     if t == "*" {
         return Err(MercureError::bad_request(
             "invalid_topic",
             "* is a selector, not a topic",
         ));
     }
-    check_chars(t).map_err(|e| MercureError::bad_request("invalid_topic", e.to_string()))?;
+    check_chars(t).map_err(|e| MercureError::bad_request("invalid_topic", e.to_string()))
+}
+
+/// Not the hub's path or under it once resolved against the hub URL, dot
+/// segments removed and unreserved escapes decoded: such a topic could forge
+/// subscription events. draft-08's rule, applied to 0.x hubs too (no
+/// application topic lives there).
+fn check_not_hub_path(t: &str, ctx: &Ctx) -> Result<(), MercureError> {
     if let Ok(u) = ctx.hub_url.join(t) {
         let path = decode_unreserved(u.path());
         if path == HUB_PATH || path.starts_with(&format!("{HUB_PATH}/")) {
@@ -346,14 +352,16 @@ mod tests {
             "*",
             "/a\u{200b}",
         ] {
-            assert!(check_v1_topic(bad, &ctx).is_err(), "{bad}");
+            let refused = check_v1_topic(bad).is_err() || check_not_hub_path(bad, &ctx).is_err();
+            assert!(refused, "{bad}");
         }
         for ok in [
             "/books/1",
             "https://e.example/.well-known/mercurex",
             "urn:x",
         ] {
-            assert!(check_v1_topic(ok, &ctx).is_ok(), "{ok}");
+            assert!(check_v1_topic(ok).is_ok(), "{ok}");
+            assert!(check_not_hub_path(ok, &ctx).is_ok(), "{ok}");
         }
     }
 }
