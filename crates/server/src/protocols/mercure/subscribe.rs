@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
@@ -301,12 +302,19 @@ pub async fn serve_lean(
         } = a;
         let expiry = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
         let run = run_stream(stream, sub, Format::Sse, expiry, slot, shared.clone());
-        // Boxed: a stream without the subscriptions API carries one null pointer.
-        let guard = guard.map(Box::new);
-        shared.tracker.spawn(async move {
-            let _guard = guard;
-            run.await
-        });
+        match guard {
+            None => {
+                shared.tracker.spawn(run);
+            }
+            // The guard lives as long as the stream: its drop publishes the
+            // end events. Boxed so the task grows by one pointer only.
+            Some(guard) => {
+                let guard = Box::new(guard);
+                // `map`, not an `async` block: a block awaiting `run` would
+                // store it twice (rustc #62958).
+                shared.tracker.spawn(run.map(move |()| drop(guard)));
+            }
+        }
     }
 }
 
