@@ -104,6 +104,7 @@ pub async fn accept(
         ("Content-Type", "text/event-stream".to_string()),
         ("Cache-Control", CACHE_CONTROL.to_string()),
         ("X-Accel-Buffering", "no".to_string()),
+        ("Link", super::discovery::link(ctx)),
     ];
     if let Some(c) = cursor {
         let value = match c.as_str() {
