@@ -206,7 +206,10 @@ fn v1_publish_answers_the_id_as_text_and_streams_it_as_the_sse_id() {
         "{head}"
     );
     assert!(head.contains("x-accel-buffering: no"), "{head}");
-    assert!(head.contains(&format!("link: <{HUB_URL}>; rel=\"mercure\"")), "{head}");
+    assert!(
+        head.contains(&format!("link: <{HUB_URL}>; rel=\"mercure\"")),
+        "{head}"
+    );
     assert!(
         !head.contains("mercure-last-event-id"),
         "no cursor sent: {head}"

@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`listener`]: the accept loop. Each connection's request head is read into a
-//!   small buffer ([`head`]) and routed: long-lived streams (`GET /sse`) take the
+//!   small buffer ([`head`]) and routed: long-lived streams (`GET /sse`, `GET /stream`,
+//!   `GET /.well-known/mercure`) take the
 //!   lean path, everything else is handed to hyper with the bytes already read
 //!   replayed in front of the socket ([`prefixed`]).
 //! - [`routes`]: hyper's request/response routes (publishing, health, 404s).

@@ -278,9 +278,11 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, sh
         }) => r,
     };
     let rejection = match route {
+        // Boxed: Mercure's accept (tokens, subscription events) must not size
+        // every connection's future.
         Ok(Route::Stream(req)) if req.path == crate::protocols::mercure::HUB_PATH => {
-            return crate::protocols::mercure::subscribe::serve_lean(stream, req, slot, shared)
-                .await;
+            let serve = crate::protocols::mercure::subscribe::serve_lean(stream, req, slot, shared);
+            return Box::pin(serve).await;
         }
         Ok(Route::Stream(req)) => return serve_lean(stream, req, slot, shared).await,
         // Boxed: hyper's connection state is large and must not size every stream task.
