@@ -128,13 +128,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The context of a request with these headers.
-    pub fn new(shared: &Shared, headers: &HeaderMap) -> Ctx {
+    /// The context of a request with these headers; `authority` is the
+    /// request target's (HTTP/2 carries the host there, not in `Host`).
+    pub fn new(shared: &Shared, headers: &HeaderMap, authority: Option<&str>) -> Ctx {
         let m = &shared.opts.mercure;
         let hub_url = m.hub_url.clone().unwrap_or_else(|| {
             let host = headers
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
+                .or(authority)
                 .filter(|h| !h.is_empty() && !h.contains(['/', '?', '#', '@', ' ']))
                 .unwrap_or("localhost");
             let scheme = if shared.opts.tls.is_some() {
@@ -174,7 +176,11 @@ pub async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Rejection> {
-    let ctx = Ctx::new(&shared, req.headers());
+    let ctx = Ctx::new(
+        &shared,
+        req.headers(),
+        req.uri().authority().map(|a| a.as_str()),
+    );
     let path = req.uri().path().to_string();
     let result = match (req.method(), path.as_str()) {
         (&Method::OPTIONS, _) => return discovery::preflight(&shared, req.headers()),

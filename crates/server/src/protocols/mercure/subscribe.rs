@@ -256,7 +256,7 @@ pub async fn serve_lean(
     slot: Arc<Slot>,
     shared: Arc<Shared>,
 ) {
-    let ctx = Ctx::new(&shared, &req.headers);
+    let ctx = Ctx::new(&shared, &req.headers, None);
     let verdict = cors::verdict(&shared.opts, &req.headers);
     let mut cors_lines = String::new();
     for (k, v) in cors::lean_headers(&verdict) {
