@@ -900,10 +900,9 @@ fn v1_discovery_metadata_and_cors() {
     assert_eq!(r.header("mercure-last-event-id"), Some("earliest"));
     assert_eq!(r.body, "");
     // Other methods: 405.
-    assert_eq!(
-        call(&hub, "PUT", "/.well-known/mercure", &[], b"").status,
-        405
-    );
+    let r = call(&hub, "PUT", "/.well-known/mercure", &[], b"");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST, QUERY, OPTIONS"));
 }
 
 #[test]

@@ -198,11 +198,19 @@ pub async fn handle(
         {
             subscriptions::api(req.headers(), req.uri().query(), p, &ctx, &shared)
         }
-        (_, HUB_PATH) => Err(MercureError::from(Rejection::new(
-            hyper::StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "use GET, HEAD or QUERY to subscribe and POST to publish",
-        ))),
+        (_, HUB_PATH) => {
+            let e = MercureError::from(Rejection::new(
+                hyper::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "use GET, HEAD or QUERY to subscribe and POST to publish",
+            ));
+            let mut r = e.into_response(ctx.generation, &ctx);
+            r.headers_mut().insert(
+                header::ALLOW,
+                header::HeaderValue::from_static("GET, HEAD, POST, QUERY, OPTIONS"),
+            );
+            return Ok(r);
+        }
         _ => Err(MercureError::from(Rejection::new(
             hyper::StatusCode::NOT_FOUND,
             "not_found",
