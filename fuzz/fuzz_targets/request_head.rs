@@ -4,7 +4,7 @@
 //! Properties: any bytes give an incomplete head, a route or a `Malformed`
 //! error, never a panic; a lean stream is only routed for a path the
 //! predicate chose, and it keeps exactly what the head said (path, query,
-//! the first `Last-Event-ID` trimmed, and only the `Authorization`, `Cookie`
+//! the first `Last-Event-ID` trimmed, and only the `Authorization`, `Cookie`, `Host`
 //! and `Origin` headers); bytes after a complete head change nothing.
 #![no_main]
 
@@ -67,7 +67,7 @@ fuzz_target!(|input: Input| {
             assert_eq!(req.last_event_id, want_id);
             for (name, _) in req.headers.iter() {
                 assert!(
-                    ["authorization", "cookie", "origin"].contains(&name.as_str()),
+                    ["authorization", "cookie", "origin", "host"].contains(&name.as_str()),
                     "kept {name}"
                 );
             }

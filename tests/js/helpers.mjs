@@ -107,9 +107,11 @@ function hubEnv() {
 export class Hub {
   /**
    * `args`: extra `herald serve` flags (e.g. `--tls-cert`); `ca`: the PEM
-   * certificate this harness trusts when the hub serves HTTPS.
+   * certificate this harness trusts when the hub serves HTTPS; `dev: false`
+   * starts it without `--dev` (tokens decide, as in production).
    */
-  constructor(dataDir, name, { args = [], ca } = {}) {
+  constructor(dataDir, name, { args = [], ca, dev = true } = {}) {
+    this.dev = dev;
     this.dataDir = dataDir;
     this.name = name;
     this.args = args;
@@ -143,7 +145,7 @@ export class Hub {
 
   async #spawnOnce(timeoutMs) {
     this.runs += 1;
-    const args = ['serve', '--dev', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...this.args];
+    const args = ['serve', ...(this.dev ? ['--dev'] : []), '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...this.args];
     this.log.push(`\n=== ${this.name} run ${this.runs}: ${heraldBin} ${args.join(' ')}\n`);
     const child = spawn(heraldBin, args, { env: hubEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);

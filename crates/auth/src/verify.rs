@@ -57,6 +57,12 @@ pub struct Verified<T> {
     pub exp: Option<SystemTime>,
     /// The token's `sub`.
     pub subject: Option<String>,
+    /// The header's `typ` (Mercure 1.0 requires `at+jwt`).
+    pub typ: Option<String>,
+    /// The token's `aud` values (empty when absent).
+    pub audience: Vec<String>,
+    /// The token's `iss`.
+    pub issuer: Option<String>,
 }
 
 /// Checks tokens. Cheap to clone (shared state); JWK sets refresh in the
@@ -226,6 +232,13 @@ impl Verifier {
             claims: payload.extra,
             exp: payload.exp.map(|d| d.0),
             subject: payload.sub,
+            typ: header.typ,
+            audience: match payload.aud {
+                None => Vec::new(),
+                Some(OneOrMany::One(a)) => vec![a],
+                Some(OneOrMany::Many(v)) => v,
+            },
+            issuer: payload.iss,
         })
     }
 
@@ -408,6 +421,7 @@ fn parse_jwks_url(url: &str) -> Result<reqwest::Url, ConfigError> {
 struct Header {
     alg: String,
     kid: Option<String>,
+    typ: Option<String>,
 }
 
 fn parse_header(token: &str) -> Result<Header, AuthError> {
@@ -445,7 +459,8 @@ fn parse_header(token: &str) -> Result<Header, AuthError> {
         Some(serde_json::Value::String(k)) => Some(k.clone()),
         Some(_) => return Err(AuthError::Malformed("kid must be a string".into())),
     };
-    Ok(Header { alg, kid })
+    let typ = obj.get("typ").and_then(|t| t.as_str()).map(str::to_owned);
+    Ok(Header { alg, kid, typ })
 }
 
 /// The registered claims the verifier checks, and the rest as `T`.

@@ -192,6 +192,22 @@ settings! {
     bayeux_max_subscriptions: usize = 100, "HERALD_BAYEUX_MAX_SUBSCRIPTIONS";
     /// Most events delivered in one Bayeux response or frame (the rest wait for the next).
     bayeux_max_deliveries: usize = 100, "HERALD_BAYEUX_MAX_DELIVERIES";
+    /// Serve the Mercure protocol at /.well-known/mercure.
+    mercure: bool = true, "HERALD_MERCURE", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// Mercure generation spoken: "1.0" (draft-08: match=, at+jwt tokens) or "0.x" (draft-07: topic= with URI templates, the mercure claim).
+    mercure_generation: String = "1.0".into(), "HERALD_MERCURE_GENERATION";
+    /// Let Mercure subscribers without a token subscribe (public updates only).
+    mercure_anonymous: bool = false, "HERALD_MERCURE_ANONYMOUS", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// Publish Mercure subscription events and serve the subscriptions API.
+    mercure_subscriptions: bool = false, "HERALD_MERCURE_SUBSCRIPTIONS", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// The hub's public URL, e.g. https://example.com/.well-known/mercure: token aud (1.0), base of relative topics ("" = from each request's Host).
+    mercure_hub_url: String = String::new(), "HERALD_MERCURE_HUB_URL";
+    /// Serve the RFC 9728 metadata document of the hub (1.0).
+    mercure_metadata: bool = true, "HERALD_MERCURE_METADATA", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// authorization_servers listed in the Mercure metadata document.
+    mercure_authorization_servers: Vec<String> = Vec::new(), "HERALD_MERCURE_AUTHORIZATION_SERVERS", value_delimiter = ',';
+    /// Cookie that may carry Mercure tokens ("" = __Secure-mercure_access_token in 1.0, mercureAuthorization in 0.x).
+    mercure_cookie: String = String::new(), "HERALD_MERCURE_COOKIE";
 }
 
 /// A setting that cannot work, with what to change.
@@ -257,6 +273,48 @@ fn valid_origin(o: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         && !authority.is_empty()
         && !authority.contains(['/', '?', '#', ' ', '@'])
+}
+
+/// The Mercure settings, validated.
+fn mercure(s: &Settings) -> Result<herald_server::protocols::mercure::MercureOptions, BadConfig> {
+    use herald_server::protocols::mercure::{Generation, HUB_PATH, MercureOptions};
+    let generation = match s.mercure_generation.as_str() {
+        "1.0" | "1" => Generation::V1,
+        "0.x" | "0" => Generation::Legacy,
+        other => {
+            return Err(BadConfig(format!(
+                "mercure_generation = {other:?}: use \"1.0\" (draft-08) or \"0.x\" (draft-07)"
+            )));
+        }
+    };
+    let hub_url = if s.mercure_hub_url.is_empty() {
+        None
+    } else {
+        let u = url::Url::parse(&s.mercure_hub_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.path() == HUB_PATH);
+        Some(u.ok_or_else(|| {
+            BadConfig(format!(
+                "mercure_hub_url = {:?}: write the hub's public URL, http(s)://HOST{HUB_PATH}",
+                s.mercure_hub_url
+            ))
+        })?)
+    };
+    if s.mercure_cookie.contains([';', '=', ',', ' ']) {
+        return Err(BadConfig(
+            "mercure_cookie must be a cookie name (no ; = , or space)".into(),
+        ));
+    }
+    Ok(MercureOptions {
+        enabled: s.mercure,
+        generation,
+        anonymous: s.mercure_anonymous,
+        subscriptions: s.mercure_subscriptions,
+        hub_url,
+        metadata: s.mercure_metadata,
+        authorization_servers: s.mercure_authorization_servers.clone(),
+        cookie: (!s.mercure_cookie.is_empty()).then(|| s.mercure_cookie.clone()),
+    })
 }
 
 fn validate(s: Settings) -> Result<Config, BadConfig> {
@@ -328,6 +386,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             )));
         }
     };
+    let mercure = mercure(&s)?;
     let auth = auth::validate(&s)?;
     let tls = tls::validate(&s)?;
     let webhooks = webhooks::validate(&s)?;
@@ -377,6 +436,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             bayeux_max_messages: s.bayeux_max_messages,
             bayeux_max_subscriptions: s.bayeux_max_subscriptions,
             bayeux_max_deliveries: s.bayeux_max_deliveries,
+            mercure,
         },
         limits: Limits {
             max_topic_len: s.max_topic_len,

@@ -396,3 +396,25 @@ fn bad_certificate_files_exit_64_naming_the_file() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+/// Over HTTP/2 the host comes in `:authority`, not `Host`: Mercure's hub URL
+/// (the 1.0 token audience, the metadata `resource`) is built from it.
+#[tokio::test(flavor = "current_thread")]
+async fn mercure_hub_url_comes_from_the_h2_authority() {
+    let ca = Ca::new();
+    let (hub, _certs) = start_tls(&ca.leaf(), &[]);
+    let resp = client(&ca, false)
+        .get(url(
+            &hub,
+            "/.well-known/oauth-protected-resource/.well-known/mercure",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), Version::HTTP_2);
+    let doc: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        doc["resource"],
+        format!("https://{}/.well-known/mercure", hub.addr)
+    );
+}

@@ -141,6 +141,16 @@ impl Hub {
                 },
                 Err(reason) => Some(reason),
             },
+            Resume::Earliest => match sub.start_after(0).await {
+                Err(ReadError::Expired { oldest_kept }) => match sub.start_after(oldest_kept).await
+                {
+                    Ok(()) => None,
+                    Err(ReadError::Expired { .. }) => Some(ResetReason::Expired),
+                    Err(ReadError::Unavailable(m)) => return Err(SubscribeError::Store(m)),
+                },
+                Ok(()) => None,
+                Err(ReadError::Unavailable(m)) => return Err(SubscribeError::Store(m)),
+            },
         };
         if let Some(reason) = reset {
             sub.set_reset(Reset {

@@ -52,6 +52,9 @@ pub enum Resume {
     /// Every retained event after this client-supplied cursor (a hub id or a
     /// publisher-supplied id), then live.
     After(String),
+    /// Every retained event, then live (Mercure's `earliest`): when retention
+    /// already removed the oldest events, from the oldest one kept, without a reset.
+    Earliest,
 }
 
 #[cfg(test)]

@@ -373,3 +373,27 @@ async fn a_waiting_subscription_is_woken_by_close() {
         assert_eq!(r, Err(SubscriptionEnd::Closed), "{topics:?}");
     }
 }
+
+/// `Resume::Earliest` (Mercure's `earliest`): the whole retained history,
+/// from the oldest event kept when retention removed older ones, without a reset.
+#[tokio::test(flavor = "current_thread")]
+async fn earliest_replays_what_is_retained_without_a_reset() {
+    let (hub, _fanout) = setup().await;
+    for (topics, want) in [
+        (&["/a"][..], &[4u64, 5, 6][..]),
+        (&["/b"], &[3, 7]),
+        (&["/a", "/b"], &[3, 4, 5, 6, 7]),
+    ] {
+        let selector = Selector::exact(topics.iter().map(|t| topic(t)));
+        let mut sub = hub.subscribe(&selector, Resume::Earliest).await.unwrap();
+        assert_eq!(sub.reset(), None, "{topics:?}");
+        assert_eq!(ready(&mut sub), want, "{topics:?}");
+    }
+    let (empty, _f) = hub_with(KEEP);
+    let mut sub = empty
+        .subscribe(&Selector::exact([topic("/a")]), Resume::Earliest)
+        .await
+        .unwrap();
+    assert_eq!(sub.reset(), None);
+    assert!(ready(&mut sub).is_empty());
+}

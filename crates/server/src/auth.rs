@@ -41,6 +41,13 @@ pub enum Access {
     Anonymous,
     /// A verified token, and where it came from.
     Token(Arc<Claims>, TokenSource),
+    /// A verified Mercure token (either generation), and where it came from.
+    /// Mercure subscribers may listen to any topic; the grants decide which
+    /// private updates reach them and where they may publish.
+    Mercure(
+        Arc<crate::protocols::mercure::token::MercureGrants>,
+        TokenSource,
+    ),
 }
 
 /// Reads and verifies the request's token, if any.
@@ -122,6 +129,12 @@ impl Access {
                     Some(t) => Err(forbidden("publish to", t)),
                 }
             }
+            Access::Mercure(grants, _) => {
+                match topics.iter().find(|t| !grants.can_publish(t.as_str())) {
+                    None => Ok(()),
+                    Some(t) => Err(forbidden("publish to", t)),
+                }
+            }
         }
     }
 
@@ -148,6 +161,7 @@ impl Access {
                     Some(t) => Err(forbidden("subscribe to", t)),
                 }
             }
+            Access::Mercure(..) => Ok(()),
         }
     }
 
@@ -170,6 +184,12 @@ impl Access {
                         .can_subscribe_any(ev.topics.iter().map(|t| t.as_str()))
                 }))
             }
+            Access::Mercure(grants, _) => {
+                let grants = grants.clone();
+                Some(Arc::new(move |ev| {
+                    grants.can_subscribe_any(ev.topics.iter().map(|t| t.as_str()))
+                }))
+            }
         }
     }
 
@@ -177,6 +197,7 @@ impl Access {
     pub fn expires_at(&self) -> Option<SystemTime> {
         match self {
             Access::Token(claims, _) => claims.exp,
+            Access::Mercure(grants, _) => grants.exp,
             _ => None,
         }
     }
@@ -193,7 +214,10 @@ impl Access {
     /// Whether the token came from a cookie (state-changing requests then
     /// need their `Origin` checked against CSRF).
     pub fn from_cookie(&self) -> bool {
-        matches!(self, Access::Token(_, TokenSource::Cookie))
+        matches!(
+            self,
+            Access::Token(_, TokenSource::Cookie) | Access::Mercure(_, TokenSource::Cookie)
+        )
     }
 }
 

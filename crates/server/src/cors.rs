@@ -17,7 +17,8 @@ use crate::rejection::Rejection;
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID";
 
 /// Response headers a cross-origin page may read.
-const EXPOSE_HEADERS: &str = "Herald-Resume, Content-Type";
+const EXPOSE_HEADERS: &str =
+    "Herald-Resume, Content-Type, Link, Mercure-Last-Event-ID, Last-Event-ID";
 
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE: &str = "600";

@@ -23,15 +23,17 @@ pub struct StreamRequest {
     /// The `Last-Event-ID` header, if any (UTF-8 only).
     pub last_event_id: Option<String>,
     /// The headers authorization needs (`Authorization`, `Cookie`,
-    /// `Origin`); the others are dropped.
+    /// `Origin`, and `Host`: same-origin checks and Mercure's hub URL); the
+    /// others are dropped.
     pub headers: hyper::HeaderMap,
 }
 
 /// The headers the lean path keeps.
-const KEPT_HEADERS: [hyper::header::HeaderName; 3] = [
+const KEPT_HEADERS: [hyper::header::HeaderName; 4] = [
     hyper::header::AUTHORIZATION,
     hyper::header::COOKIE,
     hyper::header::ORIGIN,
+    hyper::header::HOST,
 ];
 
 /// Where a connection goes after its first request head.

@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`listener`]: the accept loop. Each connection's request head is read into a
-//!   small buffer ([`head`]) and routed: long-lived streams (`GET /sse`) take the
+//!   small buffer ([`head`]) and routed: long-lived streams (`GET /sse`, `GET /stream`,
+//!   `GET /.well-known/mercure`) take the
 //!   lean path, everything else is handed to hyper with the bytes already read
 //!   replayed in front of the socket ([`prefixed`]).
 //! - [`routes`]: hyper's request/response routes (publishing, health, 404s).
@@ -24,6 +25,8 @@
 //! - [`webhooks`]: the WebSub hub (`/websub`) and webhook API (`/webhooks`):
 //!   durable subscriptions whose workers POST each event to a callback, in
 //!   order, with retries, back-off, demotion, eviction and an SSRF guard.
+//! - [`protocols`]: other protocols' front doors as thin adapters over the hub
+//!   ([`protocols::mercure`]: publish form, subscribe, tokens, subscriptions API).
 //! - [`web`]: the browser client (`web/herald.js`), embedded and served at `/herald.js`.
 //!
 //! Data flow: socket → [`head`] → route → [`herald_core::Hub`] → transport writer → socket.

@@ -52,6 +52,8 @@ pub struct Shared {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Open Bayeux sessions.
     pub bayeux: crate::protocols::bayeux::Registry,
+    /// Mercure's compiled selectors and active subscriptions.
+    pub mercure: crate::protocols::mercure::State,
 }
 
 /// What hyper routes know about their connection (a request extension).
@@ -196,6 +198,7 @@ impl Server {
             publish_limits: PublishLimits::new(&opts),
             webhooks,
             bayeux: Default::default(),
+            mercure: Default::default(),
             opts,
         });
         if let Some(tls) = &shared.opts.tls {
@@ -268,6 +271,11 @@ fn is_stream_route(method: &str, path: &str) -> bool {
     method == "GET" && matches!(path, "/sse" | "/stream")
 }
 
+/// Mercure subscriptions are long-lived SSE streams too: same lean path.
+fn is_mercure_stream(opts: &ServerOptions, method: &str, path: &str) -> bool {
+    opts.mercure.enabled && method == "GET" && path == crate::protocols::mercure::HUB_PATH
+}
+
 /// Answers a connection over a limit and closes it, without reading it.
 async fn refuse(mut stream: TcpStream, rej: Rejection) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
@@ -294,9 +302,17 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, sh
     let opts = &shared.opts;
     let route = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
-        r = head::read(&mut stream, opts.max_header_bytes, opts.header_timeout, is_stream_route) => r,
+        r = head::read(&mut stream, opts.max_header_bytes, opts.header_timeout, |m, p| {
+            is_stream_route(m, p) || is_mercure_stream(opts, m, p)
+        }) => r,
     };
     let rejection = match route {
+        // Boxed: Mercure's accept (tokens, subscription events) must not size
+        // every connection's future.
+        Ok(Route::Stream(req)) if req.path == crate::protocols::mercure::HUB_PATH => {
+            let serve = crate::protocols::mercure::subscribe::serve_lean(stream, req, slot, shared);
+            return Box::pin(serve).await;
+        }
         Ok(Route::Stream(req)) => return serve_lean(stream, req, slot, shared).await,
         // Boxed: hyper's connection state is large and must not size every stream task.
         Ok(Route::Hyper(prefix)) => {

@@ -78,6 +78,8 @@ pub struct ServerOptions {
     /// Most events delivered in one Bayeux response or frame; the rest wait in
     /// the hub's rings and history for the next one.
     pub bayeux_max_deliveries: usize,
+    /// The Mercure front door at `/.well-known/mercure` (docs/PROTOCOL.md, Mercure).
+    pub mercure: crate::protocols::mercure::MercureOptions,
 }
 
 impl Default for ServerOptions {
@@ -115,6 +117,7 @@ impl Default for ServerOptions {
             bayeux_max_messages: 100,
             bayeux_max_subscriptions: 100,
             bayeux_max_deliveries: 100,
+            mercure: Default::default(),
         }
     }
 }

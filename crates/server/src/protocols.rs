@@ -3,3 +3,4 @@
 //! for `Hub::publish` and its subscriptions into `Hub::subscribe` calls.
 
 pub mod bayeux;
+pub mod mercure;

@@ -12,6 +12,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use crate::cors;
 use crate::listener::Shared;
 use crate::metrics;
+use crate::protocols::mercure;
 use crate::publish::{self, Target};
 use crate::rejection::Rejection;
 use crate::transports::stream::{self, Body};
@@ -26,6 +27,9 @@ pub async fn handle(
     let path = req.uri().path().to_string();
     let verdict = cors::verdict(&shared.opts, req.headers());
     let result = match (req.method(), path.as_str()) {
+        (_, p) if shared.opts.mercure.enabled && mercure::owns(p) => {
+            mercure::handle(req, shared.clone()).await
+        }
         (&Method::OPTIONS, _) => cors::preflight(&shared.opts, req.headers()),
         (&Method::POST, "/publish") => publish::handle(req, &shared, Target::Query).await,
         (&Method::POST, p) if p.starts_with("/topics/") => {
@@ -100,7 +104,8 @@ GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\
 GET  /herald.js              the browser client (ES module; types at /herald.d.ts)\n\
-GET  /openapi.json           the HTTP API as an OpenAPI 3.1 document\n";
+GET  /openapi.json           the HTTP API as an OpenAPI 3.1 document\n\
+GET|POST /.well-known/mercure  the Mercure protocol (publish form, subscribe, subscriptions API)\n";
 
 /// The methods a known path answers (`Allow`), or `None` for an unknown path.
 fn allowed_methods(shared: &Shared, path: &str) -> Option<&'static str> {

@@ -199,7 +199,7 @@ pub(crate) fn owner_and_grants(
     use crate::auth::Access;
     match access {
         Access::Everything => (None, None),
-        Access::Anonymous => (None, Some(herald_auth::Grants::none())),
+        Access::Anonymous | Access::Mercure(..) => (None, Some(herald_auth::Grants::none())),
         // A token without `sub` owns as "": such tokens share what they create.
         Access::Token(claims, _) => (
             Some(claims.subject.clone().unwrap_or_default()),

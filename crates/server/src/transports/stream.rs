@@ -353,8 +353,30 @@ pub async fn serve_hyper(
     if sub.reset().is_some() {
         resp = resp.header("Herald-Resume", "reset");
     }
+    let preamble = format.preamble(&sub, &shared.opts);
+    let body = hyper_body(preamble, format, sub, deadline, &shared, None);
+    resp.body(body).map_err(|e| {
+        Rejection::new(
+            hyper::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })
+}
+
+/// A stream body served through hyper: `preamble`, then `sub`'s events in
+/// `format`, heartbeats, until the client leaves, `deadline` passes or the
+/// server shuts down. `keep` lives as long as the body (a protocol's guard).
+pub(crate) fn hyper_body(
+    preamble: Bytes,
+    format: Format,
+    sub: Subscription,
+    deadline: Option<tokio::time::Instant>,
+    shared: &Arc<Shared>,
+    keep: Option<Box<dyn Send>>,
+) -> Body {
     let state = HyperStream {
-        preamble: Some(format.preamble(&sub, &shared.opts)),
+        preamble: Some(preamble),
         _open: shared.stream_guard(format.transport()),
         ticks: {
             let mut t = shared.ticks.clone();
@@ -366,15 +388,9 @@ pub async fn serve_hyper(
         expiry: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
         format,
         sub,
+        _keep: keep,
     };
-    let body = StreamBody::new(stream::unfold(state, HyperStream::next_frame)).boxed_unsync();
-    resp.body(body).map_err(|e| {
-        Rejection::new(
-            hyper::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })
+    StreamBody::new(stream::unfold(state, HyperStream::next_frame)).boxed_unsync()
 }
 
 /// The state of a stream body served through hyper.
@@ -391,6 +407,8 @@ struct HyperStream {
     expiry: Option<Expiry>,
     format: Format,
     sub: Subscription,
+    /// Dropped with the body (see [`hyper_body`]).
+    _keep: Option<Box<dyn Send>>,
 }
 
 impl HyperStream {

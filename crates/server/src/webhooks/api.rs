@@ -104,7 +104,8 @@ fn not_allowed(allow: &str) -> Rejection {
 fn visible(shared: &Shared, access: &Access, rec: &Record) -> bool {
     match access {
         Access::Everything => true,
-        Access::Anonymous => false,
+        // Mercure tokens only open Mercure's front door.
+        Access::Anonymous | Access::Mercure(..) => false,
         Access::Token(claims, _) => {
             rec.owner.as_deref() == Some(claims.subject.as_deref().unwrap_or(""))
                 && rec.topics.iter().all(|t| {
