@@ -151,6 +151,15 @@ settings! {
     tls_key: PathBuf = PathBuf::new(), "HERALD_TLS_KEY";
     /// Seconds between looks at tls_cert and tls_key for a new certificate (0 = only on SIGHUP).
     tls_reload_secs: u64 = 10, "HERALD_TLS_RELOAD_SECS";
+    // Operations: draining, presence, the stats feed, the admin API.
+    /// Reconnection delay (SSE retry:) sent to streams ended by POST /admin/drain, in ms.
+    drain_retry_ms: u32 = 1000, "HERALD_DRAIN_RETRY_MS";
+    /// Publish join and leave events on $herald/presence/<topic> (coalesced per second).
+    presence_events: bool = false, "HERALD_PRESENCE_EVENTS", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// Milliseconds between $herald/stats snapshots for admin subscribers (0 = off).
+    stats_interval_ms: u64 = 1000, "HERALD_STATS_INTERVAL_MS";
+    /// Most items one admin listing returns (a request's limit is capped to it).
+    admin_page_max: usize = 1000, "HERALD_ADMIN_PAGE_MAX";
 }
 
 /// A setting that cannot work, with what to change.
@@ -243,6 +252,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ("max_connections", s.max_connections),
         ("max_connections_per_address", s.max_connections_per_address),
         ("bosh_inactivity_secs", s.bosh_inactivity_secs as usize),
+        ("admin_page_max", s.admin_page_max),
     ];
     if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(BadConfig(format!("{name} must be greater than 0")));
@@ -319,6 +329,10 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
                 anonymous_subscribe: auth.anonymous_subscribe,
             },
             tls,
+            drain_retry_ms: s.drain_retry_ms,
+            presence_events: s.presence_events,
+            stats_interval: Duration::from_millis(s.stats_interval_ms),
+            admin_page_max: s.admin_page_max,
         },
         limits: Limits {
             max_topic_len: s.max_topic_len,

@@ -20,6 +20,8 @@
 //!   and transport calls.
 //! - [`sse`]: the Server-Sent Events encoder; each event is framed once and the
 //!   bytes are shared by every connection.
+//! - [`latency`]: [`Latency`], a lock-free fixed-bucket histogram that logs and
+//!   the server record durations into, for metrics.
 //! - [`json`]: the JSON encoding shared by the JSON transports (NDJSON, polling,
 //!   JSONP, iframe), also encoded once per event and safe inside a `<script>`.
 //!
@@ -30,6 +32,7 @@ pub mod event;
 pub mod fanout;
 pub mod hub;
 pub mod json;
+pub mod latency;
 pub mod log;
 pub mod position;
 pub mod sse;
@@ -39,7 +42,8 @@ pub mod topic;
 pub use event::{Draft, DraftError, Event, EventId, Limits};
 pub use fanout::Fanout;
 pub use hub::{Hub, PublishError, SubscribeError};
-pub use log::{AppendError, BoxFuture, Log, LogStats, MemoryLog, ReadError, Retention};
+pub use latency::{Latency, LatencySnapshot};
+pub use log::{AppendError, BoxFuture, Log, LogStats, LogTimings, MemoryLog, ReadError, Retention};
 pub use position::{Position, Resume};
 pub use subscription::{PrivateFilter, Reset, ResetReason, Subscription, SubscriptionEnd};
 pub use topic::{Selector, Topic, TopicError};

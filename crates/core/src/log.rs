@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use memory::MemoryLog;
 
 use crate::event::{Draft, Event};
+use crate::latency::LatencySnapshot;
 use crate::topic::Topic;
 
 /// A boxed, sendable future (the trait is used as `Arc<dyn Log>`).
@@ -119,6 +120,26 @@ pub trait Log: Send + Sync + 'static {
 
     /// What the log holds now (for metrics).
     fn stats(&self) -> LogStats;
+
+    /// How long appends and commits take (for metrics); `None` where the log
+    /// does not measure them.
+    fn timings(&self) -> Option<LogTimings> {
+        None
+    }
+
+    /// Whether the log can take appends now (readiness); `Err` says why not.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Latency histograms a log keeps about its own writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogTimings {
+    /// Applying an append group to the store, before its commit.
+    pub append: LatencySnapshot,
+    /// Committing a group durably (the `fsync`, or the broker's acknowledgement).
+    pub commit: LatencySnapshot,
 }
 
 /// The lowest `after` from which a replay of `topic` is complete, given the

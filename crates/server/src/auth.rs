@@ -176,6 +176,23 @@ impl Access {
         Some(tokio::time::Instant::now() + left)
     }
 
+    /// What the connection registry records about a connection opened with
+    /// this access (the peer is filled in by the transport).
+    pub fn opening(&self, topics: Vec<Topic>) -> crate::operations::Opening {
+        let (subject, payload) = match self {
+            Access::Token(claims, _) => {
+                (claims.subject.clone(), claims.payload.clone().map(Arc::new))
+            }
+            _ => (None, None),
+        };
+        crate::operations::Opening {
+            peer: None,
+            topics,
+            subject,
+            payload,
+        }
+    }
+
     /// Whether the token came from a cookie (state-changing requests then
     /// need their `Origin` checked against CSRF).
     pub fn from_cookie(&self) -> bool {

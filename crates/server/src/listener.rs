@@ -48,6 +48,8 @@ pub struct Shared {
     pub connections: Arc<Connections>,
     /// Publish rate limits.
     pub publish_limits: PublishLimits,
+    /// Operations: connection registry, telemetry, draining (`operations.rs`).
+    pub ops: crate::operations::Ops,
 }
 
 /// What hyper routes know about their connection (a request extension).
@@ -115,14 +117,7 @@ pub struct Stats {
     pub accepted: AtomicU64,
 }
 
-/// Counts a stream as open until dropped.
-pub struct OpenStream(Arc<Shared>, Transport);
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.stats.open_streams[self.1 as usize].fetch_sub(1, Ordering::Relaxed);
-    }
-}
+pub use crate::operations::OpenStream;
 
 impl Stats {
     /// Records why a stream ended (slow subscribers are logged and counted).
@@ -137,10 +132,13 @@ impl Stats {
 }
 
 impl Shared {
-    /// Counts a stream as open for as long as the guard lives.
-    pub fn stream_guard(self: &Arc<Self>, transport: Transport) -> OpenStream {
-        self.stats.open_streams[transport as usize].fetch_add(1, Ordering::Relaxed);
-        OpenStream(self.clone(), transport)
+    /// Counts, registers and logs a stream as open for as long as the guard lives.
+    pub fn stream_guard(
+        self: &Arc<Self>,
+        transport: Transport,
+        opening: crate::operations::Opening,
+    ) -> OpenStream {
+        OpenStream::new(self.clone(), transport, opening)
     }
 }
 
@@ -158,8 +156,14 @@ impl Server {
         opts: ServerOptions,
         shutdown: CancellationToken,
     ) -> Server {
-        let ticks = ticker::start(opts.heartbeat, shutdown.clone());
+        let ops = crate::operations::Ops::default();
+        let ticks = ticker::start(
+            opts.heartbeat,
+            shutdown.clone(),
+            ops.registry.tick_now.clone(),
+        );
         let shared = Arc::new(Shared {
+            ops,
             hub,
             shutdown,
             ticks,

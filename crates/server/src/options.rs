@@ -62,6 +62,15 @@ pub struct ServerOptions {
     /// TLS (the loaded certificate, and the files it is reloaded from);
     /// `None` serves plain TCP.
     pub tls: Option<Tls>,
+    // Operations (`operations.rs`).
+    /// Reconnection delay (`retry:`) sent to SSE streams ended by a drain, in ms.
+    pub drain_retry_ms: u32,
+    /// Publish join and leave events on `$herald/presence/<topic>`.
+    pub presence_events: bool,
+    /// Interval of the `$herald/stats` snapshot (zero: off).
+    pub stats_interval: Duration,
+    /// Most items one admin listing returns (a client's `limit` is capped to it).
+    pub admin_page_max: usize,
 }
 
 impl Default for ServerOptions {
@@ -92,6 +101,10 @@ impl Default for ServerOptions {
             publish_rate_per_address: 5_000,
             publish_rate_per_token: 1_000,
             tls: None,
+            drain_retry_ms: 1000,
+            presence_events: false,
+            stats_interval: Duration::from_secs(1),
+            admin_page_max: 1000,
         }
     }
 }

@@ -75,7 +75,13 @@ pub(crate) async fn publish(
     shared: &Shared,
     drafts: Vec<Draft>,
 ) -> Result<Vec<Arc<Event>>, Rejection> {
+    let started = tokio::time::Instant::now();
     let events = shared.hub.publish(drafts, crate::now_ms()).await?;
+    shared
+        .ops
+        .telemetry
+        .publish_latency
+        .observe(started.elapsed());
     shared
         .stats
         .published

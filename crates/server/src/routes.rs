@@ -25,6 +25,8 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let verdict = cors::verdict(&shared.opts, req.headers());
+    // Kept for the refusal counters: some arms move `shared`.
+    let counted = shared.clone();
     let result = match (req.method(), path.as_str()) {
         (&Method::OPTIONS, _) => cors::preflight(&shared.opts, req.headers()),
         (&Method::POST, "/publish") => publish::handle(req, &shared).await,
@@ -34,10 +36,17 @@ pub async fn handle(
         (&Method::POST, "/bosh") => bosh::handle(req, shared).await,
         (&Method::GET, "/ws/echo") if shared.opts.ws_echo => ws::echo(req, shared).await,
         (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
-        (&Method::GET | &Method::HEAD, "/readyz") => Ok(if metrics::ready(&shared) {
-            text(StatusCode::OK, "ready\n")
-        } else {
-            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        (&Method::GET | &Method::HEAD, "/readyz") => Ok(match metrics::ready(&shared) {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(why) => {
+                let mut r = json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({"error": "not_ready", "message": why}),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                r
+            }
         }),
         (&Method::GET, "/metrics") => {
             let mut r =
@@ -65,7 +74,10 @@ pub async fn handle(
             format!("no route for {path}; see docs/PROTOCOL.md"),
         )),
     };
-    let mut response = result.unwrap_or_else(|rej| rej.into_response().map(|b| b.boxed_unsync()));
+    let mut response = result.unwrap_or_else(|rej| {
+        counted.ops.telemetry.refused(rej.status, rej.code);
+        rej.into_response().map(|b| b.boxed_unsync())
+    });
     cors::decorate(&verdict, response.headers_mut());
     Ok(response)
 }

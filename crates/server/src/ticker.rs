@@ -6,15 +6,18 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 /// The tick value that means "the server is shutting down".
 pub const SHUTDOWN: u64 = u64::MAX;
 
-/// Starts a ticker that bumps a counter every `period` until `stop` fires,
-/// then publishes [`SHUTDOWN`].
-pub fn start(period: Duration, stop: CancellationToken) -> watch::Receiver<u64> {
+/// Starts a ticker that bumps a counter every `period` (and whenever `now`
+/// is notified: an admin disconnect wakes every stream to look) until `stop`
+/// fires, then publishes [`SHUTDOWN`].
+pub fn start(period: Duration, stop: CancellationToken, now: Arc<Notify>) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0u64);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(period);
@@ -27,6 +30,7 @@ pub fn start(period: Duration, stop: CancellationToken) -> watch::Receiver<u64> 
                     return;
                 }
                 _ = every.tick() => tx.send_modify(|n| *n = (*n + 1) % SHUTDOWN),
+                () = now.notified() => tx.send_modify(|n| *n = (*n + 1) % SHUTDOWN),
             }
         }
     });
@@ -40,7 +44,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ticks_at_the_period() {
         let stop = CancellationToken::new();
-        let mut rx = start(Duration::from_secs(15), stop.clone());
+        let mut rx = start(Duration::from_secs(15), stop.clone(), Default::default());
         let t0 = tokio::time::Instant::now();
         rx.changed().await.unwrap();
         assert_eq!(t0.elapsed(), Duration::from_secs(15));

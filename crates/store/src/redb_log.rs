@@ -215,6 +215,32 @@ impl Log for RedbLog {
         })
     }
 
+    fn timings(&self) -> Option<herald_core::LogTimings> {
+        Some(herald_core::LogTimings {
+            append: self.counters.append.snapshot(),
+            commit: self.counters.commit.snapshot(),
+        })
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed.to_string());
+        }
+        let writer_alive = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished());
+        if !writer_alive {
+            return Err("the history writer thread has stopped".into());
+        }
+        match self.counters.fault() {
+            Some(f) => Err(format!("the last history write failed: {f}")),
+            None => Ok(()),
+        }
+    }
+
     fn stats(&self) -> herald_core::LogStats {
         let st = self.stats();
         herald_core::LogStats {

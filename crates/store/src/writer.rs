@@ -154,6 +154,13 @@ impl Writer {
     /// Runs `ops` in one durable transaction; on success the new state is
     /// cached and published. Nothing is cached if anything fails.
     fn transact(&mut self, ops: Vec<Op>) -> Result<Vec<AppendResult>, Fault> {
+        let r = self.transact_timed(ops);
+        self.counters.set_fault(r.as_ref().err());
+        r
+    }
+
+    fn transact_timed(&mut self, ops: Vec<Op>) -> Result<Vec<AppendResult>, Fault> {
+        let started = Instant::now();
         let txn = begin_durable(&self.db)?;
         let (results, applied) = {
             let mut tables = Tables::open(&txn, self.meta)?;
@@ -176,7 +183,10 @@ impl Writer {
             changed,
         } = applied;
         if changed {
+            let applied_at = Instant::now();
+            self.counters.append.observe(applied_at - started);
             txn.commit()?;
+            self.counters.commit.observe(applied_at.elapsed());
             self.counters.count_commit();
         } else {
             txn.abort()?;

@@ -193,6 +193,7 @@ pub fn mint_token(
     let grants = Grants {
         publish: patterns(publish),
         subscribe: patterns(subscribe),
+        ..Grants::default()
     };
     herald_auth::mint(&key, &grants, ttl, now).unwrap()
 }

@@ -118,7 +118,9 @@ impl Session {
         peer: Option<std::net::IpAddr>,
         rx: mpsc::Receiver<Incoming>,
     ) -> Self {
-        let _open = shared.stream_guard(Transport::Bosh);
+        let mut opening = access.opening(Vec::new());
+        opening.peer = peer.map(|ip| std::net::SocketAddr::new(ip, 0));
+        let _open = shared.stream_guard(Transport::Bosh, opening);
         Session {
             terms,
             shared,

@@ -1,0 +1,42 @@
+//! Running Herald in production: what operators see and do.
+//!
+//! # Layout
+//!
+//! - [`registry`]: every open stream and session by id ([`OpenStream`] is the
+//!   guard each one holds): the lifecycle log lines, admin listing and
+//!   disconnects, presence.
+//! - [`telemetry`]: counters and histograms `/metrics` reads (deliveries per
+//!   transport, publish latency, auth failures).
+//!
+//! [`Ops`] is the one field these add to [`Shared`](crate::listener::Shared).
+
+pub mod registry;
+pub mod telemetry;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use registry::{ConnId, OpenStream, Opening, Registry};
+pub use telemetry::Telemetry;
+
+/// The operational state of a running server.
+#[derive(Default)]
+pub struct Ops {
+    /// Open connections.
+    pub registry: Registry,
+    /// Metrics kept by the server itself.
+    pub telemetry: Telemetry,
+    /// Set by `POST /admin/drain`: not ready, streams told to go elsewhere.
+    draining: AtomicBool,
+}
+
+impl Ops {
+    /// Whether the node is draining.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the node as draining.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+}

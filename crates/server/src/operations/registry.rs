@@ -1,0 +1,263 @@
+//! The connection registry: every open stream and session, by id, for the
+//! admin API (list, disconnect), presence, and the connection lifecycle log
+//! (one info line at open, one at close).
+//!
+//! Streams hold an [`OpenStream`] (an `Arc<Shared>` and the id: 16 bytes, the
+//! same as the counter guard it replaces), so the lean path's task does not
+//! grow. What an operator wants to know about a connection lives here, in
+//! one map entry, not in the task. Disconnecting does not need a waker per
+//! stream either: the id goes into a small "kicked" set and the shared
+//! heartbeat clock ticks once out of turn; every stream checks the set on a
+//! tick only while it is non-empty.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::listener::{Shared, Transport};
+
+/// A connection's id: a counter, with its transport in the low 4 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    fn new(n: u64, t: Transport) -> ConnId {
+        ConnId(n << 4 | t as u64)
+    }
+
+    /// The transport the connection uses.
+    pub fn transport(self) -> Transport {
+        Transport::ALL[(self.0 & 0xf) as usize % Transport::ALL.len()]
+    }
+
+    /// The id as clients of the admin API see it.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// Parses an id from the admin API.
+    pub fn parse(s: &str) -> Option<ConnId> {
+        s.parse().ok().map(ConnId)
+    }
+}
+
+/// What the registry knows about one connection.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The client's address, when known.
+    pub peer: Option<SocketAddr>,
+    /// Topics the connection subscribed to when it opened.
+    pub topics: Vec<herald_core::Topic>,
+    /// The token's `sub`, if any.
+    pub subject: Option<String>,
+    /// The token's `payload` claim (presence shows it to who may see it).
+    pub payload: Option<Arc<serde_json::Value>>,
+    /// When it opened, in ms since the Unix epoch.
+    pub opened_ms: u64,
+    /// When it opened, for its duration.
+    opened: Instant,
+}
+
+/// Who opens a connection: what goes into its [`Entry`].
+#[derive(Debug, Default, Clone)]
+pub struct Opening {
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// Topics subscribed at open.
+    pub topics: Vec<herald_core::Topic>,
+    /// The token's `sub`.
+    pub subject: Option<String>,
+    /// The token's `payload` claim.
+    pub payload: Option<Arc<serde_json::Value>>,
+}
+
+/// Every open connection.
+#[derive(Default)]
+pub struct Registry {
+    next: AtomicU64,
+    entries: Mutex<HashMap<ConnId, Entry>>,
+    /// Connections told to go; checked by streams on a tick while non-empty.
+    kicked: Mutex<HashSet<ConnId>>,
+    kicks: AtomicUsize,
+    /// Ticks the shared clock out of turn (see `ticker::start`).
+    pub(crate) tick_now: Arc<Notify>,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ConnId, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn kicked(&self) -> MutexGuard<'_, HashSet<ConnId>> {
+        self.kicked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a connection; returns its id.
+    fn open(&self, transport: Transport, o: Opening) -> ConnId {
+        let id = ConnId::new(self.next.fetch_add(1, Ordering::Relaxed) + 1, transport);
+        let entry = Entry {
+            peer: o.peer,
+            topics: o.topics,
+            subject: o.subject,
+            payload: o.payload,
+            opened_ms: crate::now_ms(),
+            opened: Instant::now(),
+        };
+        self.lock().insert(id, entry);
+        id
+    }
+
+    fn close(&self, id: ConnId) -> Option<Entry> {
+        if self.kicks.load(Ordering::Relaxed) > 0 && self.kicked().remove(&id) {
+            self.kicks.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.lock().remove(&id)
+    }
+
+    /// A copy of up to `limit` entries with ids above `after`, in id order.
+    pub fn list(&self, after: u64, limit: usize) -> Vec<(ConnId, Entry)> {
+        let map = self.lock();
+        let mut ids: Vec<ConnId> = map.keys().copied().filter(|id| id.0 > after).collect();
+        ids.sort_unstable_by_key(|id| id.0);
+        ids.truncate(limit);
+        ids.into_iter()
+            .filter_map(|id| map.get(&id).map(|e| (id, e.clone())))
+            .collect()
+    }
+
+    /// Open connections.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` on every entry (under the lock: keep `f` short).
+    pub fn for_each(&self, mut f: impl FnMut(ConnId, &Entry)) {
+        for (id, e) in self.lock().iter() {
+            f(*id, e);
+        }
+    }
+
+    /// Tells connection `id` to close; `false` if no such connection is open.
+    pub fn kick(&self, id: ConnId) -> bool {
+        if !self.lock().contains_key(&id) {
+            return false;
+        }
+        if self.kicked().insert(id) {
+            self.kicks.fetch_add(1, Ordering::Relaxed);
+        }
+        self.tick_now.notify_one();
+        true
+    }
+
+    /// Whether connection `id` was told to close. Cheap while nobody was.
+    pub fn is_kicked(&self, id: ConnId) -> bool {
+        self.kicks.load(Ordering::Relaxed) > 0 && self.kicked().contains(&id)
+    }
+}
+
+/// An open stream or session: counted, registered and logged until dropped.
+/// 24 bytes: what the lean path's task pays for all of it.
+pub struct OpenStream {
+    shared: Arc<Shared>,
+    id: ConnId,
+    /// Events written to this client (only its own task writes it).
+    sent: AtomicU64,
+}
+
+impl OpenStream {
+    /// Counts and registers a connection and logs its opening.
+    pub(crate) fn new(shared: Arc<Shared>, transport: Transport, o: Opening) -> OpenStream {
+        shared.stats.open_streams[transport as usize].fetch_add(1, Ordering::Relaxed);
+        let (peer, topics) = (o.peer, o.topics.len());
+        let id = shared.ops.registry.open(transport, o);
+        if transport == Transport::Poll {
+            tracing::debug!(
+                conn = id.0,
+                transport = transport.name(),
+                ?peer,
+                topics,
+                "poll held"
+            );
+        } else {
+            tracing::info!(
+                conn = id.0,
+                transport = transport.name(),
+                ?peer,
+                topics,
+                "connection opened"
+            );
+        }
+        OpenStream {
+            shared,
+            id,
+            sent: AtomicU64::new(0),
+        }
+    }
+
+    /// The shared state.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Whether an administrator told this connection to close.
+    pub fn is_kicked(&self) -> bool {
+        self.shared.ops.registry.is_kicked(self.id)
+    }
+
+    /// Counts `n` events written to this connection's client.
+    pub fn delivered(&self, n: usize) {
+        self.shared.ops.telemetry.delivered(self.id.transport(), n);
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Unregisters the connection and logs why it closed and what it sent.
+    pub fn closed(&self, reason: &str) {
+        let events_sent = self.sent.load(Ordering::Relaxed);
+        if let Some(e) = self.shared.ops.registry.close(self.id) {
+            let secs = e.opened.elapsed().as_secs_f64();
+            let transport = self.id.transport().name();
+            if self.id.transport() == Transport::Poll {
+                tracing::debug!(
+                    conn = self.id.0,
+                    transport,
+                    reason,
+                    events_sent,
+                    secs,
+                    "poll answered"
+                );
+            } else {
+                tracing::info!(
+                    conn = self.id.0,
+                    transport,
+                    reason,
+                    duration_secs = secs,
+                    events_sent,
+                    "connection closed"
+                );
+            }
+        }
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        // A path that did not say why (a dropped future) closes as "dropped".
+        self.closed("dropped");
+        self.shared.stats.open_streams[self.id.transport() as usize]
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
