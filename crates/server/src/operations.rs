@@ -5,12 +5,15 @@
 //! - [`registry`]: every open stream and session by id ([`OpenStream`] is the
 //!   guard each one holds): the lifecycle log lines, admin listing and
 //!   disconnects, presence.
+//! - [`request_id`]: the id each hyper request carries in its logs and
+//!   response.
 //! - [`telemetry`]: counters and histograms `/metrics` reads (deliveries per
 //!   transport, publish latency, auth failures).
 //!
 //! [`Ops`] is the one field these add to [`Shared`](crate::listener::Shared).
 
 pub mod registry;
+pub mod request_id;
 pub mod telemetry;
 
 use std::sync::atomic::{AtomicBool, Ordering};

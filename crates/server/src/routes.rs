@@ -12,17 +12,33 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use crate::cors;
 use crate::listener::Shared;
 use crate::metrics;
+use crate::operations::request_id;
 use crate::publish;
 use crate::rejection::Rejection;
 use crate::transports::stream::{self, Body};
 use crate::transports::{bosh, poll, ws};
 use crate::web;
 
-/// Routes one request.
+/// Routes one request, inside a span carrying its request id (echoed in
+/// the response's `X-Request-Id`).
 pub async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Infallible> {
+    use tracing::Instrument;
+    let id = request_id::of(req.headers());
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+    let started = tokio::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let mut response = route(req, shared).instrument(span.clone()).await?;
+    span.in_scope(|| {
+        tracing::debug!(%method, path, status = response.status().as_u16(), secs = started.elapsed().as_secs_f64(), "request served")
+    });
+    response.headers_mut().insert(request_id::HEADER, id);
+    Ok(response)
+}
+
+async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let verdict = cors::verdict(&shared.opts, req.headers());
     // Kept for the refusal counters: some arms move `shared`.

@@ -150,6 +150,7 @@ impl Session {
         self.keep(creation.body.rid, bytes.clone());
         let _ = creation.reply.send(self.answer_ok(bytes));
         self.serve().await;
+        self._open.closed("session_ended");
         self.shared.bosh.remove(&self.terms.sid);
         tracing::debug!(sid = %self.terms.sid, "bosh session ended");
     }
