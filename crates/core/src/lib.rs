@@ -43,7 +43,10 @@ pub use event::{Draft, DraftError, Event, EventId, Limits};
 pub use fanout::Fanout;
 pub use hub::{Hub, PublishError, SubscribeError};
 pub use latency::{Latency, LatencySnapshot};
-pub use log::{AppendError, BoxFuture, Log, LogStats, LogTimings, MemoryLog, ReadError, Retention};
+pub use log::{
+    AppendError, BoxFuture, Log, LogStats, LogTimings, MemoryLog, ReadError, Retention,
+    TopicHistory, Trim,
+};
 pub use position::{Position, Resume};
 pub use subscription::{PrivateFilter, Reset, ResetReason, Subscription, SubscriptionEnd};
 pub use topic::{Selector, Topic, TopicError};

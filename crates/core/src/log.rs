@@ -131,6 +131,60 @@ pub trait Log: Send + Sync + 'static {
     fn ready(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// Topics with retained history whose names sort after `after`, in name
+    /// order, at most `limit` (the admin API's listing).
+    fn topics(
+        &self,
+        after: Option<Topic>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<TopicHistory>, ReadError>> {
+        let _ = (after, limit);
+        Box::pin(async { Err(ReadError::Unavailable(NOT_SUPPORTED.into())) })
+    }
+
+    /// Removes part of `topic`'s history (the admin API's trim and delete),
+    /// in order with appends, and returns how many events left the topic.
+    /// The topic's trim mark rises to the highest `seq` removed, so a client
+    /// resuming from before it gets [`ReadError::Expired`] (a reset), never
+    /// a silent gap. Events also published to other topics stay in theirs.
+    fn trim(&self, topic: Topic, trim: Trim) -> BoxFuture<'_, Result<u64, AppendError>> {
+        let _ = (topic, trim);
+        Box::pin(async { Err(AppendError::Unavailable(NOT_SUPPORTED.into())) })
+    }
+}
+
+/// What the default implementations of optional [`Log`] methods answer.
+pub const NOT_SUPPORTED: &str = "not supported by this history log";
+
+/// One topic's retained history (see [`Log::topics`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicHistory {
+    /// The topic.
+    pub topic: Topic,
+    /// Events retained on it.
+    pub events: u64,
+}
+
+/// Which part of a topic's history [`Log::trim`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trim {
+    /// Keep the newest `n` events, remove the rest (`0`: delete it all).
+    KeepLast(u64),
+    /// Remove every event with a `seq` below this one.
+    Before(u64),
+}
+
+impl Trim {
+    /// Given a topic's retained `seqs` (ascending), how many oldest ones go.
+    pub fn count(self, seqs: &[u64]) -> usize {
+        match self {
+            Trim::KeepLast(n) => seqs
+                .len()
+                .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX)),
+            Trim::Before(seq) => seqs.partition_point(|&s| s < seq),
+        }
+    }
 }
 
 /// Latency histograms a log keeps about its own writes.

@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use herald_core::{Event, ReadError, Topic, log::replay_floor};
+use herald_core::{Event, ReadError, Topic, TopicHistory, log::replay_floor};
 use redb::{Database, ReadableDatabase};
 
 use crate::codec;
 use crate::error::Fault;
-use crate::tables::{EVENTS, IDS, META, TOPIC_INDEX, TOPIC_MARKS};
+use crate::tables::{EVENTS, IDS, META, TOPIC_COUNTS, TOPIC_INDEX, TOPIC_MARKS};
 
 /// Up to `limit` retained events after `after` on any of `topics`, in `seq`
 /// order, each once; `Expired` when retention removed events after `after`
@@ -65,4 +65,30 @@ pub(crate) fn lookup_id(db: &Database, id: &str) -> Result<Option<u64>, Fault> {
     let txn = db.begin_read()?;
     let ids = txn.open_table(IDS)?;
     Ok(ids.get(id)?.map(|g| g.value()))
+}
+
+/// Topics with retained events whose names sort after `after`, with their
+/// counts, in name order, at most `limit`.
+pub(crate) fn topics(
+    db: &Database,
+    after: Option<&Topic>,
+    limit: usize,
+) -> Result<Vec<TopicHistory>, Fault> {
+    let txn = db.begin_read()?;
+    let counts = txn.open_table(TOPIC_COUNTS)?;
+    let range = match after {
+        Some(a) => counts.range::<&str>((Bound::Excluded(a.as_str()), Bound::Unbounded))?,
+        None => counts.range::<&str>(..)?,
+    };
+    let mut out = Vec::new();
+    for entry in range.take(limit) {
+        let (k, v) = entry?;
+        let topic = Topic::parse(k.value(), usize::MAX)
+            .map_err(|e| Fault::Corrupt(format!("stored topic {:?}: {e}", k.value())))?;
+        out.push(TopicHistory {
+            topic,
+            events: v.value(),
+        });
+    }
+    Ok(out)
 }

@@ -241,6 +241,28 @@ impl Log for RedbLog {
         }
     }
 
+    fn topics(
+        &self,
+        after: Option<Topic>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<herald_core::TopicHistory>, ReadError>> {
+        Box::pin(self.with_db(move |db| read::topics(db, after.as_ref(), limit).map(Ok)))
+    }
+
+    fn trim(
+        &self,
+        topic: Topic,
+        trim: herald_core::Trim,
+    ) -> BoxFuture<'_, Result<u64, AppendError>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.send(Command::TrimTopic { topic, trim, reply });
+        Box::pin(async move {
+            let closed = || AppendError::Unavailable(StoreError::Closed.to_string());
+            sent.map_err(|()| closed())?;
+            answer.await.map_err(|_| closed())?
+        })
+    }
+
     fn stats(&self) -> herald_core::LogStats {
         let st = self.stats();
         herald_core::LogStats {

@@ -16,7 +16,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use herald_core::{AppendError, Draft, Event, Fanout};
+use herald_core::{AppendError, Draft, Event, Fanout, Topic, Trim};
 use redb::Database;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -42,6 +42,12 @@ pub(crate) enum Command {
     Trim {
         now_ms: u64,
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Remove part of one topic's history (the admin API).
+    TrimTopic {
+        topic: Topic,
+        trim: Trim,
+        reply: oneshot::Sender<Result<u64, AppendError>>,
     },
     /// Finish what was sent before, then stop.
     Close { reply: oneshot::Sender<()> },
@@ -115,6 +121,10 @@ impl Writer {
                     ops.push(Op::Trim(now_ms));
                     replies.push(Reply::Trim(reply));
                 }
+                Command::TrimTopic { topic, trim, reply } => {
+                    ops.push(Op::TrimTopic(topic, trim));
+                    replies.push(Reply::TrimTopic(reply));
+                }
                 Command::Close { reply } => {
                     close = Some(reply);
                     break;
@@ -130,8 +140,8 @@ impl Writer {
 
     /// Applies, commits, publishes, delivers, answers: in that order.
     fn commit_group(&mut self, ops: Vec<Op>, replies: Vec<Reply>) {
-        let results = match self.transact(ops) {
-            Ok(results) => results,
+        let (results, removed) = match self.transact(ops) {
+            Ok(r) => r,
             Err(fault) => {
                 let e = StoreError::from_fault(&self.dir, &self.path, fault);
                 tracing::error!(error = %e, "history write failed; its publishers get an error");
@@ -146,22 +156,30 @@ impl Writer {
         if !committed.is_empty() {
             self.fanout.deliver(&committed);
         }
+        let mut removed = removed.into_iter();
         for (r, result) in replies.into_iter().zip(results) {
-            r.answer(result);
+            match r {
+                Reply::TrimTopic(tx) => {
+                    let _ = tx.send(Ok(removed.next().unwrap_or(0)));
+                }
+                r => r.answer(result),
+            }
         }
     }
 
     /// Runs `ops` in one durable transaction; on success the new state is
     /// cached and published. Nothing is cached if anything fails.
-    fn transact(&mut self, ops: Vec<Op>) -> Result<Vec<AppendResult>, Fault> {
+    /// Returns each op's result and, in order, the counts of its topic trims.
+    fn transact(&mut self, ops: Vec<Op>) -> Result<(Vec<AppendResult>, Vec<u64>), Fault> {
         let r = self.transact_timed(ops);
         self.counters.set_fault(r.as_ref().err());
         r
     }
 
-    fn transact_timed(&mut self, ops: Vec<Op>) -> Result<Vec<AppendResult>, Fault> {
+    fn transact_timed(&mut self, ops: Vec<Op>) -> Result<(Vec<AppendResult>, Vec<u64>), Fault> {
         let started = Instant::now();
         let txn = begin_durable(&self.db)?;
+        let mut removed = Vec::new();
         let (results, applied) = {
             let mut tables = Tables::open(&txn, self.meta)?;
             let mut results = Vec::with_capacity(ops.len());
@@ -173,6 +191,10 @@ impl Writer {
                     Op::Trim(now_ms) => tables
                         .trim_global(&self.opts.retention, now_ms)
                         .map(|()| Ok(Vec::new()))?,
+                    Op::TrimTopic(topic, trim) => {
+                        removed.push(tables.trim_topic(topic.as_str(), trim)?);
+                        Ok(Vec::new())
+                    }
                 });
             }
             (results, tables.finish()?)
@@ -193,7 +215,7 @@ impl Writer {
         }
         self.meta = meta;
         self.counters.publish(&meta, &shape);
-        Ok(results)
+        Ok((results, removed))
     }
 
     /// The periodic age sweep, by the wall clock (event times are wall-clock).
@@ -232,11 +254,13 @@ impl Writer {
 enum Op {
     Append(Vec<Draft>, u64),
     Trim(u64),
+    TrimTopic(Topic, Trim),
 }
 
 /// A request's reply channel, kept until after the commit.
 enum Reply {
     Append(oneshot::Sender<AppendResult>),
+    TrimTopic(oneshot::Sender<Result<u64, AppendError>>),
     Trim(oneshot::Sender<Result<(), String>>),
 }
 
@@ -251,6 +275,10 @@ impl Reply {
             Reply::Trim(tx) => {
                 let _ = tx.send(Ok(()));
             }
+            // Answered by `commit_group` with its count.
+            Reply::TrimTopic(tx) => {
+                let _ = tx.send(Ok(0));
+            }
         }
     }
 
@@ -262,6 +290,9 @@ impl Reply {
             }
             Reply::Trim(tx) => {
                 let _ = tx.send(Err(msg.to_string()));
+            }
+            Reply::TrimTopic(tx) => {
+                let _ = tx.send(Err(AppendError::Unavailable(msg.to_string())));
             }
         }
     }
