@@ -112,6 +112,30 @@ impl Fanout {
         self.rings.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Cursors on `topic`'s ring: how many subscriptions watch it (presence).
+    pub fn subscribers(&self, topic: &Topic) -> usize {
+        self.rings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .map_or(0, |tx| tx.receiver_count())
+    }
+
+    /// Watched topics whose names sort after `after`, with their cursor
+    /// counts, in name order, at most `limit` (the admin API's listing).
+    pub fn watched(&self, after: Option<&Topic>, limit: usize) -> Vec<(Topic, usize)> {
+        let rings = self.rings.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(Topic, usize)> = rings
+            .iter()
+            .filter(|(t, _)| after.is_none_or(|a| *t > a))
+            .map(|(t, tx)| (t.clone(), tx.receiver_count()))
+            .collect();
+        drop(rings);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.truncate(limit);
+        out
+    }
+
     /// Times a subscriber fell a whole ring behind and went back to the log.
     pub fn lagged(&self) -> u64 {
         self.lagged.load(Ordering::Relaxed)

@@ -137,6 +137,25 @@ impl Access {
         }
     }
 
+    /// Whether this request may use the admin API: `--dev`, or a token whose
+    /// `herald` claim says `"admin": true`.
+    pub fn may_admin(&self) -> Result<(), Rejection> {
+        match self {
+            Access::Everything => Ok(()),
+            Access::Token(claims, _) if claims.grants.admin => Ok(()),
+            Access::Anonymous => Err(Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the admin API needs a token whose herald claim has \"admin\": true (Authorization: Bearer <token>); `herald token --admin` mints one",
+            )),
+            Access::Token(..) => Err(Rejection::new(
+                StatusCode::FORBIDDEN,
+                "not_admin",
+                "this token has no admin grant; the admin API needs a token whose herald claim has \"admin\": true (`herald token --admin`)",
+            )),
+        }
+    }
+
     /// Whether a bidirectional session (WebSocket, BOSH) may open: not for a
     /// client that could neither subscribe nor publish.
     pub fn may_open_session(&self, opts: &ServerOptions) -> Result<(), Rejection> {

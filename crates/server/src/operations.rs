@@ -12,8 +12,10 @@
 //!
 //! [`Ops`] is the one field these add to [`Shared`](crate::listener::Shared).
 
+pub mod admin;
 pub mod registry;
 pub mod request_id;
+pub mod stats;
 pub mod telemetry;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -91,7 +91,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             Ending::Close(code, reason) => {
                 self.close(code, reason).await;
-                close_reason(code)
+                if reason == KICKED {
+                    End::Kicked.reason()
+                } else {
+                    close_reason(code)
+                }
             }
         };
         self.open.closed(reason);
