@@ -18,6 +18,7 @@ use hyper::header::HeaderMap;
 use herald_auth::{Claims, ExtractError, TokenSource, TokenSources, Verifier, extract_token};
 use herald_core::{PrivateFilter, Topic};
 
+use crate::operations::presence;
 use crate::options::ServerOptions;
 use crate::rejection::Rejection;
 
@@ -111,8 +112,18 @@ impl Access {
         }
     }
 
-    /// Whether `topics` may be subscribed to.
+    /// Whether `topics` may be subscribed to (reserved `$herald/` topics by
+    /// their own rules: `operations/presence.rs`).
     pub fn may_subscribe(&self, opts: &ServerOptions, topics: &[Topic]) -> Result<(), Rejection> {
+        if topics.iter().any(|t| presence::reserved(t.as_str())) {
+            let mut ordinary = Vec::new();
+            for t in topics {
+                if !presence::may_subscribe_reserved(self, opts, t)? {
+                    ordinary.push(t.clone());
+                }
+            }
+            return self.may_subscribe(opts, &ordinary);
+        }
         match self {
             Access::Everything => Ok(()),
             Access::Anonymous if opts.auth.anonymous_subscribe => Ok(()),

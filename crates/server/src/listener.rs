@@ -195,6 +195,7 @@ impl Server {
     pub async fn run(self) -> bool {
         let tracker = self.shared.tracker.clone();
         tokio::spawn(prune_limits(self.shared.clone()));
+        crate::operations::spawn_tasks(&self.shared);
         loop {
             tokio::select! {
                 _ = self.shared.shutdown.cancelled() => break,

@@ -7,12 +7,18 @@
 //!   disconnects, presence.
 //! - [`request_id`]: the id each hyper request carries in its logs and
 //!   response.
+//! - [`admin`]: the admin API (`/admin/…`).
+//! - [`presence`]: `GET /presence`, join/leave events, the reserved
+//!   `$herald/` topics; [`stats`] and [`feed`]: the stats snapshot and its
+//!   `$herald/stats` feed.
 //! - [`telemetry`]: counters and histograms `/metrics` reads (deliveries per
 //!   transport, publish latency, auth failures).
 //!
 //! [`Ops`] is the one field these add to [`Shared`](crate::listener::Shared).
 
 pub mod admin;
+pub mod feed;
+pub mod presence;
 pub mod registry;
 pub mod request_id;
 pub mod stats;
@@ -30,8 +36,18 @@ pub struct Ops {
     pub registry: Registry,
     /// Metrics kept by the server itself.
     pub telemetry: Telemetry,
+    /// Joins and leaves waiting to be published (`presence_events`).
+    pub presence: presence::Changes,
     /// Set by `POST /admin/drain`: not ready, streams told to go elsewhere.
     draining: AtomicBool,
+}
+
+/// Starts the operations layer's background tasks (they end at shutdown).
+pub fn spawn_tasks(shared: &std::sync::Arc<crate::listener::Shared>) {
+    tokio::spawn(feed::run(shared.clone()));
+    if shared.opts.presence_events {
+        tokio::spawn(presence::run_events(shared.clone()));
+    }
 }
 
 impl Ops {

@@ -80,6 +80,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<B
             Ok(web::serve(web::File::Types, req.headers()))
         }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
+        (&Method::GET, "/presence") => crate::operations::presence::handle(req, &shared).await,
         (_, p) if p.starts_with("/admin/") => crate::operations::admin::handle(req, &shared).await,
         (_, "/publish" | "/bosh") => Err(not_allowed("POST")),
         (_, "/sse" | "/stream" | "/poll" | "/ws" | "/herald.js" | "/herald.d.ts") => {
@@ -109,6 +110,7 @@ POST /bosh                   BOSH (XEP-0124) sessions carrying the same operatio
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\
+GET  /presence?topic=T       how many subscribe to T (and who, with presence rights)\n\
 GET  /admin/...              admin API (admin token): topics, history, connections, drain, stats\n\
 GET  /herald.js              the browser client (ES module; types at /herald.d.ts)\n";
 

@@ -303,7 +303,7 @@ impl Sse {
 
     /// Reads what arrives within the socket's short read timeout; `false` once
     /// the connection is closed (or failed).
-    fn read_some(&mut self) -> bool {
+    pub fn read_some(&mut self) -> bool {
         let mut chunk = [0u8; 65536];
         match self.stream.read(&mut chunk) {
             Ok(0) => false,

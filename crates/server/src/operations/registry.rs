@@ -178,6 +178,12 @@ impl OpenStream {
     pub(crate) fn new(shared: Arc<Shared>, transport: Transport, o: Opening) -> OpenStream {
         shared.stats.open_streams[transport as usize].fetch_add(1, Ordering::Relaxed);
         let (peer, topics) = (o.peer, o.topics.len());
+        if shared.opts.presence_events {
+            shared
+                .ops
+                .presence
+                .note(&o.topics, o.payload.as_ref(), true);
+        }
         let id = shared.ops.registry.open(transport, o);
         if transport == Transport::Poll {
             tracing::debug!(
@@ -228,6 +234,12 @@ impl OpenStream {
     pub fn closed(&self, reason: &str) {
         let events_sent = self.sent.load(Ordering::Relaxed);
         if let Some(e) = self.shared.ops.registry.close(self.id) {
+            if self.shared.opts.presence_events {
+                self.shared
+                    .ops
+                    .presence
+                    .note(&e.topics, e.payload.as_ref(), false);
+            }
             let secs = e.opened.elapsed().as_secs_f64();
             let transport = self.id.transport().name();
             if self.id.transport() == Transport::Poll {
