@@ -355,3 +355,59 @@ fn drain_hints_every_stream_then_exits_zero() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn stats_snapshot_and_live_feed() {
+    let hub = Hub::start(&["--stats-interval-ms", "100"]);
+    publish_id(hub.addr, "s", "one");
+    let (status, v) = get_json(&hub, "GET", "/admin/stats", &[]);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["events_published"], 1);
+    assert_eq!(v["history"]["events"], 1);
+    assert_eq!(v["subscribers"]["sse"], 0);
+    assert!(v["time_ms"].as_u64().unwrap() > 0);
+    // Nobody watches the feed: nothing is published to it.
+    std::thread::sleep(Duration::from_millis(400));
+    let (_, v) = get_json(&hub, "GET", "/admin/stats", &[]);
+    assert_eq!(
+        v["history"]["events"], 1,
+        "an unwatched feed stores nothing: {v}"
+    );
+
+    let mut feed = Sse::open(hub.addr, "/sse?topic=$herald/stats", &[]);
+    feed.read_until("event: stats\n");
+    let mut sse = Sse::open(hub.addr, "/sse?topic=s", &[]);
+    sse.read_until("retry: ");
+    for i in 0..5 {
+        publish_id(hub.addr, "s", &format!("x{i}"));
+    }
+    sse.read_until("data: x4\n\n");
+    // A later snapshot shows the subscriber, the publishes and rates.
+    let start = Instant::now();
+    let snap = loop {
+        let text = String::from_utf8_lossy(&feed.buf).to_string();
+        let last = text
+            .rsplit("event: stats\n")
+            .next()
+            .and_then(|block| block.lines().find_map(|l| l.strip_prefix("data: ")))
+            .and_then(|d| serde_json::from_str::<Value>(d).ok());
+        if let Some(v) = last
+            && v["events_published"] == 6
+            && v["subscribers"]["sse"] == 2
+            && v["events_delivered"]["sse"].as_u64() >= Some(5)
+            && v.get("rates").is_some()
+        {
+            break v;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "no snapshot with the traffic: {text}"
+        );
+        feed.read_some();
+    };
+    assert!(
+        snap["rates"]["events_in_per_sec"].as_f64().is_some(),
+        "{snap}"
+    );
+    assert!(snap["topics_watched"].as_u64() >= Some(2));
+}
