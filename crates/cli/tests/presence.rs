@@ -223,3 +223,94 @@ fn herald_topics_are_reserved() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("admin"), "{body}");
 }
+
+#[test]
+fn websocket_subscribe_operations_update_who() {
+    let hub = Hub::start_secure(SECRET, &[]);
+    let seer = token(&["room"], true, false, None);
+    let cat = token(&["room"], false, false, Some(json!({"name": "cat"})));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use futures_util::{SinkExt, StreamExt};
+        let uri = format!("ws://{}/ws", hub.addr);
+        let mut ws = ClientBuilder::new()
+            .uri(&uri)
+            .unwrap()
+            .add_header(
+                "authorization".try_into().unwrap(),
+                format!("Bearer {cat}").try_into().unwrap(),
+            )
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+            .0;
+        let subscribe = json!({"op": "subscribe", "topics": ["room"], "ref": 1});
+        ws.send(tokio_websockets::Message::text(subscribe.to_string()))
+            .await
+            .unwrap();
+        let seen = {
+            let seer = seer.clone();
+            let hub_addr = hub.addr;
+            tokio::task::spawn_blocking(move || {
+                let start = Instant::now();
+                loop {
+                    let auth = format!("Bearer {seer}");
+                    let (_, body) = request(
+                        hub_addr,
+                        "GET",
+                        "/presence?topic=room",
+                        &[("Authorization", &auth)],
+                        b"",
+                    );
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    if v["who"] == json!([{"name": "cat"}]) && v["subscribers"] == 1 {
+                        return v;
+                    }
+                    assert!(
+                        start.elapsed() < WAIT,
+                        "the subscribe op never showed in who: {v}"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+            .await
+            .unwrap()
+        };
+        assert_eq!(seen["subscribers"], 1);
+        ws.send(tokio_websockets::Message::text(
+            json!({"op": "unsubscribe", "topics": ["room"], "ref": 2}).to_string(),
+        ))
+        .await
+        .unwrap();
+        let hub_addr = hub.addr;
+        tokio::task::spawn_blocking(move || {
+            let start = Instant::now();
+            loop {
+                let auth = format!("Bearer {seer}");
+                let (_, body) = request(
+                    hub_addr,
+                    "GET",
+                    "/presence?topic=room",
+                    &[("Authorization", &auth)],
+                    b"",
+                );
+                let v: Value = serde_json::from_str(&body).unwrap();
+                if v["who"] == json!([]) && v["subscribers"] == 0 {
+                    return;
+                }
+                assert!(
+                    start.elapsed() < WAIT,
+                    "the unsubscribe op never left who: {v}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .await
+        .unwrap();
+        drop(ws.next());
+    });
+}

@@ -146,6 +146,30 @@ impl Registry {
         }
     }
 
+    /// Replaces connection `id`'s topics (a session subscribed or
+    /// unsubscribed); returns the topics it joined and left.
+    fn set_topics(
+        &self,
+        id: ConnId,
+        topics: Vec<herald_core::Topic>,
+    ) -> Option<(Entry, Vec<herald_core::Topic>, Vec<herald_core::Topic>)> {
+        let mut map = self.lock();
+        let e = map.get_mut(&id)?;
+        let joined: Vec<_> = topics
+            .iter()
+            .filter(|t| !e.topics.contains(t))
+            .cloned()
+            .collect();
+        let left: Vec<_> = e
+            .topics
+            .iter()
+            .filter(|t| !topics.contains(t))
+            .cloned()
+            .collect();
+        e.topics = topics;
+        Some((e.clone(), joined, left))
+    }
+
     /// Tells connection `id` to close; `false` if no such connection is open.
     pub fn kick(&self, id: ConnId) -> bool {
         if !self.lock().contains_key(&id) {
@@ -228,6 +252,19 @@ impl OpenStream {
     pub fn delivered(&self, n: usize) {
         self.shared.ops.telemetry.delivered(self.id.transport(), n);
         self.sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records that a session now watches `topics` (after its `subscribe`
+    /// and `unsubscribe` operations), for presence.
+    pub fn topics_changed(&self, topics: Vec<herald_core::Topic>) {
+        let changed = self.shared.ops.registry.set_topics(self.id, topics);
+        if let Some((e, joined, left)) = changed
+            && self.shared.opts.presence_events
+        {
+            let presence = &self.shared.ops.presence;
+            presence.note(&joined, e.payload.as_ref(), true);
+            presence.note(&left, e.payload.as_ref(), false);
+        }
     }
 
     /// Unregisters the connection and logs why it closed and what it sent.

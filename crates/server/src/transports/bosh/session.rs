@@ -307,6 +307,9 @@ impl Session {
             };
             out.extend(answers.into_iter().map(Bytes::from));
         }
+        if !ops_text.is_empty() {
+            self._open.topics_changed(self.set.topics());
+        }
         out
     }
 

@@ -196,7 +196,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Ok(());
         };
         let answer = match ops::parse(text) {
-            Ok(req) => self.set.apply(&self.shared, req.op, &req.reference).await,
+            Ok(req) => {
+                let changes_topics = matches!(
+                    req.op,
+                    ops::Op::Subscribe { .. } | ops::Op::Unsubscribe { .. }
+                );
+                let answer = self.set.apply(&self.shared, req.op, &req.reference).await;
+                if changes_topics {
+                    self.open.topics_changed(self.set.topics());
+                }
+                answer
+            }
             Err((reference, rej)) => vec![ops::error(&reference, &rej)],
         };
         self.send(answer.into_iter().map(Message::text).collect())
