@@ -209,17 +209,13 @@ impl Access {
     /// What the connection registry records about a connection opened with
     /// this access (the peer is filled in by the transport).
     pub fn opening(&self, topics: Vec<Topic>) -> crate::operations::Opening {
-        let (subject, payload) = match self {
-            Access::Token(claims, _) => {
-                (claims.subject.clone(), claims.payload.clone().map(Arc::new))
-            }
-            _ => (None, None),
-        };
         crate::operations::Opening {
             peer: None,
             topics,
-            subject,
-            payload,
+            claims: match self {
+                Access::Token(claims, _) => Some(claims.clone()),
+                _ => None,
+            },
         }
     }
 

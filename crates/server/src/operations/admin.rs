@@ -271,7 +271,7 @@ fn connections(q: &Query, shared: &Shared) -> Result<Response<Body>, Rejection> 
                 "transport": id.transport().name(),
                 "peer": e.peer.map(|p| p.to_string()),
                 "topics": e.topics.iter().map(Topic::as_str).collect::<Vec<_>>(),
-                "subject": e.subject,
+                "subject": e.subject(),
                 "opened_ms": e.opened_ms,
             })
         })

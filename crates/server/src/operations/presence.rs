@@ -145,10 +145,10 @@ fn who(shared: &Shared, topic: &Topic) -> Vec<Value> {
     let mut out = Vec::new();
     shared.ops.registry.for_each(|_, e| {
         if out.len() < MAX_WHO
-            && let Some(p) = &e.payload
+            && let Some(p) = e.payload()
             && e.topics.contains(topic)
         {
-            out.push((**p).clone());
+            out.push(p.clone());
         }
     });
     out
@@ -170,7 +170,7 @@ struct Pending {
 
 impl Changes {
     /// Notes that a subscriber with `payload` joined (or left) `topics`.
-    pub fn note(&self, topics: &[Topic], payload: Option<&Arc<Value>>, joined: bool) {
+    pub fn note(&self, topics: &[Topic], payload: Option<&Value>, joined: bool) {
         let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         for t in topics.iter().filter(|t| !reserved(t.as_str())) {
             let p = map.entry(t.clone()).or_default();
@@ -183,7 +183,7 @@ impl Changes {
             if let Some(v) = payload
                 && who.len() < MAX_WHO
             {
-                who.push((**v).clone());
+                who.push(v.clone());
             }
         }
     }

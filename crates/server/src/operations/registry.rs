@@ -15,8 +15,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use herald_auth::Claims;
+use herald_core::Topic;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use crate::listener::{Shared, Transport};
 
@@ -45,21 +46,31 @@ impl ConnId {
     }
 }
 
-/// What the registry knows about one connection.
+/// What the registry knows about one connection: 64 bytes (plus its
+/// topics), since every open stream has one.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The client's address, when known.
     pub peer: Option<SocketAddr>,
-    /// Topics the connection subscribed to when it opened.
-    pub topics: Vec<herald_core::Topic>,
-    /// The token's `sub`, if any.
-    pub subject: Option<String>,
-    /// The token's `payload` claim (presence shows it to who may see it).
-    pub payload: Option<Arc<serde_json::Value>>,
+    /// Topics it watches: a stream's from its request, a session's as its
+    /// operations change them.
+    pub topics: Box<[Topic]>,
+    /// The verified token it opened with (shared with the request, not copied).
+    pub claims: Option<Arc<Claims>>,
     /// When it opened, in ms since the Unix epoch.
     pub opened_ms: u64,
-    /// When it opened, for its duration.
-    opened: Instant,
+}
+
+impl Entry {
+    /// The token's `sub`.
+    pub fn subject(&self) -> Option<&str> {
+        self.claims.as_ref()?.subject.as_deref()
+    }
+
+    /// The token's `payload` claim (presence shows it to who may see it).
+    pub fn payload(&self) -> Option<&serde_json::Value> {
+        self.claims.as_ref()?.payload.as_ref()
+    }
 }
 
 /// Who opens a connection: what goes into its [`Entry`].
@@ -68,11 +79,9 @@ pub struct Opening {
     /// The client's address.
     pub peer: Option<SocketAddr>,
     /// Topics subscribed at open.
-    pub topics: Vec<herald_core::Topic>,
-    /// The token's `sub`.
-    pub subject: Option<String>,
-    /// The token's `payload` claim.
-    pub payload: Option<Arc<serde_json::Value>>,
+    pub topics: Vec<Topic>,
+    /// The verified token, if any.
+    pub claims: Option<Arc<Claims>>,
 }
 
 /// Every open connection.
@@ -101,11 +110,9 @@ impl Registry {
         let id = ConnId::new(self.next.fetch_add(1, Ordering::Relaxed) + 1, transport);
         let entry = Entry {
             peer: o.peer,
-            topics: o.topics,
-            subject: o.subject,
-            payload: o.payload,
+            topics: o.topics.into_boxed_slice(),
+            claims: o.claims,
             opened_ms: crate::now_ms(),
-            opened: Instant::now(),
         };
         self.lock().insert(id, entry);
         id
@@ -151,8 +158,8 @@ impl Registry {
     fn set_topics(
         &self,
         id: ConnId,
-        topics: Vec<herald_core::Topic>,
-    ) -> Option<(Entry, Vec<herald_core::Topic>, Vec<herald_core::Topic>)> {
+        topics: Vec<Topic>,
+    ) -> Option<(Entry, Vec<Topic>, Vec<Topic>)> {
         let mut map = self.lock();
         let e = map.get_mut(&id)?;
         let joined: Vec<_> = topics
@@ -166,7 +173,7 @@ impl Registry {
             .filter(|t| !topics.contains(t))
             .cloned()
             .collect();
-        e.topics = topics;
+        e.topics = topics.into_boxed_slice();
         Some((e.clone(), joined, left))
     }
 
@@ -203,10 +210,11 @@ impl OpenStream {
         shared.stats.open_streams[transport as usize].fetch_add(1, Ordering::Relaxed);
         let (peer, topics) = (o.peer, o.topics.len());
         if shared.opts.presence_events {
-            shared
-                .ops
-                .presence
-                .note(&o.topics, o.payload.as_ref(), true);
+            shared.ops.presence.note(
+                &o.topics,
+                o.claims.as_ref().and_then(|c| c.payload.as_ref()),
+                true,
+            );
         }
         let id = shared.ops.registry.open(transport, o);
         if transport == Transport::Poll {
@@ -256,14 +264,14 @@ impl OpenStream {
 
     /// Records that a session now watches `topics` (after its `subscribe`
     /// and `unsubscribe` operations), for presence.
-    pub fn topics_changed(&self, topics: Vec<herald_core::Topic>) {
+    pub fn topics_changed(&self, topics: Vec<Topic>) {
         let changed = self.shared.ops.registry.set_topics(self.id, topics);
         if let Some((e, joined, left)) = changed
             && self.shared.opts.presence_events
         {
             let presence = &self.shared.ops.presence;
-            presence.note(&joined, e.payload.as_ref(), true);
-            presence.note(&left, e.payload.as_ref(), false);
+            presence.note(&joined, e.payload(), true);
+            presence.note(&left, e.payload(), false);
         }
     }
 
@@ -272,12 +280,9 @@ impl OpenStream {
         let events_sent = self.sent.load(Ordering::Relaxed);
         if let Some(e) = self.shared.ops.registry.close(self.id) {
             if self.shared.opts.presence_events {
-                self.shared
-                    .ops
-                    .presence
-                    .note(&e.topics, e.payload.as_ref(), false);
+                self.shared.ops.presence.note(&e.topics, e.payload(), false);
             }
-            let secs = e.opened.elapsed().as_secs_f64();
+            let secs = crate::now_ms().saturating_sub(e.opened_ms) as f64 / 1000.0;
             let transport = self.id.transport().name();
             if self.id.transport() == Transport::Poll {
                 tracing::debug!(
@@ -308,5 +313,32 @@ impl Drop for OpenStream {
         self.closed("dropped");
         self.shared.stats.open_streams[self.id.transport() as usize]
             .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every open stream pays for its guard in its task and for its entry in
+    /// the map: keep both small.
+    #[test]
+    fn guard_and_entry_stay_small() {
+        assert_eq!(std::mem::size_of::<OpenStream>(), 24);
+        assert!(
+            std::mem::size_of::<Entry>() <= 64,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
+    }
+
+    #[test]
+    fn ids_carry_their_transport() {
+        for t in Transport::ALL {
+            let id = ConnId::new(12345, t);
+            assert_eq!(id.transport(), t);
+            assert_eq!(ConnId::parse(&id.get().to_string()), Some(id));
+        }
+        assert_eq!(ConnId::parse("x"), None);
     }
 }
