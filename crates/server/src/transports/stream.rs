@@ -289,13 +289,14 @@ pub(crate) async fn deliver(
         let events: Vec<Arc<Event>> = tokio::select! {
             biased;
             r = ticks.changed() => {
-                if r.is_err() || *ticks.borrow_and_update() == ticker::SHUTDOWN {
+                let tick = *ticks.borrow_and_update();
+                if r.is_err() || tick == ticker::SHUTDOWN {
                     return End::Shutdown;
                 }
                 if open.is_kicked() {
                     return End::Kicked;
                 }
-                if !std::mem::take(&mut wrote_since_tick) {
+                if ticker::is_heartbeat(tick) && !std::mem::take(&mut wrote_since_tick) {
                     let beat: [&[u8]; 1] = [format.heartbeat()];
                     if let Err(e) = write::write_all(stream, &beat, timeout, stop).finish().await {
                         return e.into();
@@ -459,7 +460,8 @@ impl HyperStream {
             tokio::select! {
                 biased;
                 r = self.ticks.changed() => {
-                    let end = if r.is_err() || *self.ticks.borrow_and_update() == ticker::SHUTDOWN {
+                    let tick = *self.ticks.borrow_and_update();
+                    let end = if r.is_err() || tick == ticker::SHUTDOWN {
                         Some(End::Shutdown)
                     } else if self.open.is_kicked() {
                         Some(End::Kicked)
@@ -474,7 +476,7 @@ impl HyperStream {
                         let bye = Bytes::from(goodbye(self.open.shared(), &end));
                         return Some((Ok(Frame::data(bye)), self));
                     }
-                    if !std::mem::take(&mut self.wrote_since_tick) {
+                    if ticker::is_heartbeat(tick) && !std::mem::take(&mut self.wrote_since_tick) {
                         let beat = Bytes::from_static(self.format.heartbeat());
                         return Some((Ok(Frame::data(beat)), self));
                     }

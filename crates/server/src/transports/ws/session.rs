@@ -123,11 +123,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     "token expired; reconnect with a new token and resume",
                 )),
                 r = ticks.changed() => {
-                    if r.is_err() || *ticks.borrow_and_update() == ticker::SHUTDOWN {
+                    let tick = *ticks.borrow_and_update();
+                    if r.is_err() || tick == ticker::SHUTDOWN {
                         return self.shutting_down();
                     }
                     if self.open.is_kicked() {
                         return Ending::Close(CloseCode::POLICY_VIOLATION, KICKED);
+                    }
+                    // A wake-up out of turn must not count as a ping interval.
+                    if !ticker::is_heartbeat(tick) {
+                        continue;
                     }
                     self.tick().await
                 }
