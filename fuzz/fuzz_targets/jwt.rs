@@ -530,6 +530,7 @@ fuzz_target!(|input: Input| {
             let grants = Grants {
                 publish: parse(&publish),
                 subscribe: parse(&subscribe),
+                ..Grants::default()
             };
             let alg = alg_of(alg);
             let key = SigningKey::from_secret(SECRET, alg).unwrap();
