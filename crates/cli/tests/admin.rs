@@ -411,3 +411,58 @@ fn stats_snapshot_and_live_feed() {
     );
     assert!(snap["topics_watched"].as_u64() >= Some(2));
 }
+
+#[test]
+fn disconnect_ends_a_bosh_session_and_its_held_request() {
+    let hub = Hub::start(&[]);
+    let ns = "xmlns='http://jabber.org/protocol/httpbind'";
+    let post = |body: String| {
+        request(
+            hub.addr,
+            "POST",
+            "/bosh",
+            &[("Content-Type", "text/xml; charset=utf-8")],
+            body.as_bytes(),
+        )
+    };
+    let (status, text) = post(format!(
+        "<body {ns} rid='1000' wait='30' hold='1' ver='1.6'/>"
+    ));
+    assert_eq!(status, 200, "{text}");
+    let sid = text
+        .split("sid='")
+        .nth(1)
+        .or_else(|| text.split("sid=\"").nth(1))
+        .unwrap();
+    let sid = sid[..sid.find(['\'', '"']).unwrap()].to_string();
+    let id = conn_id(&hub, "bosh");
+    let addr = hub.addr;
+    let held = std::thread::spawn(move || {
+        request(
+            addr,
+            "POST",
+            "/bosh",
+            &[("Content-Type", "text/xml; charset=utf-8")],
+            format!("<body {ns} sid='{sid}' rid='1001'/>").as_bytes(),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _) = get_json(
+        &hub,
+        "POST",
+        &format!("/admin/connections/{id}/disconnect"),
+        &[],
+    );
+    assert_eq!(status, 202);
+    let (_, text) = held.join().unwrap();
+    assert!(text.contains("policy-violation"), "{text}");
+    let start = Instant::now();
+    loop {
+        let (_, v) = get_json(&hub, "GET", "/admin/connections", &[]);
+        if v["open"] == 0 {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "the session is still listed: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -289,13 +289,6 @@ fn disconnect(id: &str, shared: &Shared) -> Result<Response<Body>, Rejection> {
             "the connection id is the number GET /admin/connections lists",
         )
     })?;
-    if conn.transport() == crate::listener::Transport::Bosh {
-        return Err(Rejection::new(
-            StatusCode::CONFLICT,
-            "not_supported_for_bosh",
-            "BOSH sessions cannot be disconnected yet; they end after bosh_inactivity_secs without requests",
-        ));
-    }
     if !shared.ops.registry.kick(conn) {
         return Err(Rejection::new(
             StatusCode::NOT_FOUND,
