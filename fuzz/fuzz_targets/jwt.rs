@@ -462,6 +462,7 @@ fn check_pattern(pattern: &str, topics: &[String]) {
             let g = Grants {
                 publish: vec![p.clone()],
                 subscribe: vec![p],
+                ..Grants::default()
             };
             let back: Grants = serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();
             assert_eq!(back, g);
@@ -529,6 +530,7 @@ fuzz_target!(|input: Input| {
             let grants = Grants {
                 publish: parse(&publish),
                 subscribe: parse(&subscribe),
+                ..Grants::default()
             };
             let alg = alg_of(alg);
             let key = SigningKey::from_secret(SECRET, alg).unwrap();

@@ -16,6 +16,15 @@ pub struct Grants {
     /// Topics this token may subscribe to (and read private events of).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscribe: Vec<TopicPattern>,
+    /// Whether this token may use the admin API (`/admin/…`) and read the
+    /// reserved `$herald/stats` topic.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
+    /// Whether this token may see who (the `payload` claims of subscribers)
+    /// is subscribed to the topics it may subscribe to; everyone who may
+    /// subscribe to a topic may see how many are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub presence: bool,
 }
 
 impl Grants {
@@ -56,6 +65,7 @@ mod tests {
         Grants {
             publish: parse(publish),
             subscribe: parse(subscribe),
+            ..Grants::default()
         }
     }
 

@@ -50,6 +50,8 @@ pub struct MintOptions {
     pub issuer: Option<String>,
     /// `sub`: who the token is for (shows in the hub's logs).
     pub subject: Option<String>,
+    /// `payload`: what presence shows of a subscriber using this token.
+    pub payload: Option<serde_json::Value>,
 }
 
 impl SigningKey {
@@ -175,6 +177,8 @@ pub fn mint_with(
         iss: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         sub: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        payload: Option<&'a serde_json::Value>,
         herald: &'a Grants,
     }
     let iat = now
@@ -189,6 +193,7 @@ pub fn mint_with(
         aud: options.audience.as_deref(),
         iss: options.issuer.as_deref(),
         sub: options.subject.as_deref(),
+        payload: options.payload.as_ref(),
         herald: grants,
     };
     let mut header = Header::new(key.alg);

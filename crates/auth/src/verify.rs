@@ -37,6 +37,8 @@ pub struct Claims {
     pub exp: Option<SystemTime>,
     /// The token's `sub`, for logs.
     pub subject: Option<String>,
+    /// The token's `payload` claim: what presence shows of this subscriber.
+    pub payload: Option<serde_json::Value>,
 }
 
 impl Claims {
@@ -208,12 +210,15 @@ impl Verifier {
         struct HeraldClaim {
             #[serde(default)]
             herald: Option<Grants>,
+            #[serde(default)]
+            payload: Option<serde_json::Value>,
         }
         let v: Verified<HeraldClaim> = self.verify_as(token, now)?;
         Ok(Claims {
             grants: v.claims.herald.unwrap_or_default(),
             exp: v.exp,
             subject: v.subject,
+            payload: v.claims.payload,
         })
     }
 

@@ -207,6 +207,7 @@ fn aud_and_iss_are_checked_when_configured() {
         audience: Some("https://hub.example".into()),
         issuer: Some("https://auth.example".into()),
         subject: Some("user-42".into()),
+        payload: None,
     };
     let t = mint_with(
         &key,

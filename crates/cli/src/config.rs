@@ -208,6 +208,15 @@ settings! {
     mercure_authorization_servers: Vec<String> = Vec::new(), "HERALD_MERCURE_AUTHORIZATION_SERVERS", value_delimiter = ',';
     /// Cookie that may carry Mercure tokens ("" = __Secure-mercure_access_token in 1.0, mercureAuthorization in 0.x).
     mercure_cookie: String = String::new(), "HERALD_MERCURE_COOKIE";
+    // Operations: draining, presence, the stats feed, the admin API.
+    /// Reconnection delay (SSE retry:) sent to streams ended by POST /admin/drain, in ms.
+    drain_retry_ms: u32 = 1000, "HERALD_DRAIN_RETRY_MS";
+    /// Publish join and leave events on $herald/presence/<topic> (coalesced per second).
+    presence_events: bool = false, "HERALD_PRESENCE_EVENTS", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new();
+    /// Milliseconds between $herald/stats snapshots for admin subscribers (0 = off).
+    stats_interval_ms: u64 = 1000, "HERALD_STATS_INTERVAL_MS";
+    /// Most items one admin listing returns (a request's limit is capped to it).
+    admin_page_max: usize = 1000, "HERALD_ADMIN_PAGE_MAX";
 }
 
 /// A setting that cannot work, with what to change.
@@ -351,6 +360,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ("bayeux_max_messages", s.bayeux_max_messages),
         ("bayeux_max_subscriptions", s.bayeux_max_subscriptions),
         ("bayeux_max_deliveries", s.bayeux_max_deliveries),
+        ("admin_page_max", s.admin_page_max),
     ];
     if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(BadConfig(format!("{name} must be greater than 0")));
@@ -437,6 +447,10 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             bayeux_max_subscriptions: s.bayeux_max_subscriptions,
             bayeux_max_deliveries: s.bayeux_max_deliveries,
             mercure,
+            drain_retry_ms: s.drain_retry_ms,
+            presence_events: s.presence_events,
+            stats_interval: Duration::from_millis(s.stats_interval_ms),
+            admin_page_max: s.admin_page_max,
         },
         limits: Limits {
             max_topic_len: s.max_topic_len,

@@ -26,10 +26,10 @@ fn the_openapi_document_covers_every_route_of_the_index() {
             continue;
         }
         let path = target.split(['?', '[']).next().unwrap();
-        let path = if path == "/topics/T" {
-            "/topics/{topic}"
-        } else {
-            path
+        let path = match path {
+            "/topics/T" => "/topics/{topic}",
+            "/admin/..." => "/admin/topics",
+            p => p,
         };
         let op = &doc["paths"][path][method.to_lowercase()];
         assert!(op.is_object(), "{method} {path} is not in /openapi.json");

@@ -63,3 +63,100 @@ fn metrics_follow_subscribers_publishes_and_history() {
     let (status, body) = request(hub.addr, "GET", "/healthz", &[], b"");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 }
+
+fn histogram_count(body: &str, name: &str) -> f64 {
+    value(body, &format!("{name}_count"))
+}
+
+#[test]
+fn deliveries_latencies_and_store_timings_move_with_traffic() {
+    let hub = Hub::start(&[]);
+    let m = metrics(&hub);
+    assert_eq!(
+        value(&m, "herald_events_delivered_total{transport=\"sse\"}"),
+        0.0
+    );
+    assert_eq!(histogram_count(&m, "herald_publish_latency_seconds"), 0.0);
+    assert_eq!(value(&m, "herald_ready"), 1.0);
+    assert_eq!(value(&m, "herald_draining"), 0.0);
+
+    let mut sse = Sse::open(hub.addr, "/sse?topic=d", &[]);
+    let mut nd = Sse::open(hub.addr, "/stream?topic=d", &[]);
+    sse.read_until("retry: ");
+    nd.read_until("heartbeat");
+    for i in 0..4 {
+        publish_id(hub.addr, "d", &format!("e{i}"));
+    }
+    sse.read_until("data: e3\n\n");
+    nd.read_until("\"e3\"");
+    let (status, _) = request(hub.addr, "GET", "/poll?topic=d&timeout=0&since=", &[], b"");
+    assert_eq!(status, 200);
+    let m = metrics(&hub);
+    assert_eq!(
+        value(&m, "herald_events_delivered_total{transport=\"sse\"}"),
+        4.0
+    );
+    assert_eq!(
+        value(&m, "herald_events_delivered_total{transport=\"ndjson\"}"),
+        4.0
+    );
+    assert_eq!(histogram_count(&m, "herald_publish_latency_seconds"), 4.0);
+    assert_eq!(
+        value(&m, "herald_publish_latency_seconds_bucket{le=\"+Inf\"}"),
+        4.0
+    );
+    assert!(histogram_count(&m, "herald_store_commit_latency_seconds") >= 1.0);
+    assert!(histogram_count(&m, "herald_store_append_latency_seconds") >= 1.0);
+    assert!(value(&m, "herald_store_commit_latency_seconds_sum") > 0.0);
+    assert!(!m.contains("topic=\""), "never a label per topic");
+}
+
+#[test]
+fn auth_failures_are_counted_by_reason() {
+    const SECRET: &str = "metrics-test-secret-of-at-least-32-bytes";
+    let hub = Hub::start_secure(SECRET, &[]);
+    // No token: 401 unauthorized (publish), on hyper's path.
+    let (status, _) = publish(hub.addr, "/publish?topic=a", "x");
+    assert_eq!(status, 401);
+    // A token that does not cover the topic: 403 on the lean SSE path.
+    let token = mint_token(
+        SECRET,
+        &[],
+        &["other"],
+        std::time::Duration::from_secs(60),
+        std::time::SystemTime::now(),
+    );
+    let auth = format!("Bearer {token}");
+    let (status, _) = request(
+        hub.addr,
+        "GET",
+        "/sse?topic=a",
+        &[("Authorization", auth.as_str())],
+        b"",
+    );
+    assert_eq!(status, 403);
+    // A malformed token.
+    let (status, _) = request(
+        hub.addr,
+        "GET",
+        "/poll?topic=a&timeout=0",
+        &[("Authorization", "Bearer not.a.jwt")],
+        b"",
+    );
+    assert_eq!(status, 401);
+    let m = metrics(&hub);
+    assert_eq!(
+        value(&m, "herald_auth_failures_total{reason=\"unauthorized\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&m, "herald_auth_failures_total{reason=\"forbidden\"}"),
+        1.0
+    );
+    let all: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("herald_auth_failures_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(all, 3.0, "{m}");
+}

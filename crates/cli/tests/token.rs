@@ -97,6 +97,43 @@ fn token_from_the_env_secret_verifies_and_carries_the_grants() {
 }
 
 #[test]
+fn token_carries_admin_presence_and_payload_when_asked() {
+    let plain = token_of(&herald(
+        &["token", "--subscribe", "r"],
+        &[("HERALD_JWT_SECRET", SECRET)],
+    ));
+    let claims = hs_verifier(AuthConfig::default())
+        .verify(&plain, SystemTime::now())
+        .unwrap();
+    assert!(!claims.grants.admin && !claims.grants.presence);
+    assert_eq!(claims.payload, None);
+    let out = herald(
+        &[
+            "token",
+            "--admin",
+            "--presence",
+            "--payload",
+            r#"{"name":"ann","id":7}"#,
+        ],
+        &[("HERALD_JWT_SECRET", SECRET)],
+    );
+    let claims = hs_verifier(AuthConfig::default())
+        .verify(&token_of(&out), SystemTime::now())
+        .unwrap();
+    assert!(claims.grants.admin && claims.grants.presence);
+    assert_eq!(
+        claims.payload,
+        Some(serde_json::json!({"name": "ann", "id": 7}))
+    );
+    let bad = herald(
+        &["token", "--payload", "{nope"],
+        &[("HERALD_JWT_SECRET", SECRET)],
+    );
+    assert_eq!(bad.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not JSON"));
+}
+
+#[test]
 fn token_follows_the_config_file_audience_and_issuer() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("herald.toml");

@@ -160,17 +160,6 @@ impl Fanout {
             .len()
     }
 
-    /// Subscriptions watching `topic` through its ring (pattern subscriptions
-    /// that may match it are not counted: see [`Fanout::pattern_watchers`]).
-    pub fn watchers(&self, topic: &Topic) -> usize {
-        self.rings
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_topic
-            .get(topic)
-            .map_or(0, |tx| tx.receiver_count())
-    }
-
     /// Pattern subscriptions open now.
     pub fn pattern_watchers(&self) -> usize {
         self.rings
@@ -179,6 +168,34 @@ impl Fanout {
             .all
             .as_ref()
             .map_or(0, |tx| tx.receiver_count())
+    }
+
+    /// Cursors on `topic`'s ring: how many subscriptions watch it (presence;
+    /// pattern subscriptions that may match it are not counted, see
+    /// [`Fanout::pattern_watchers`]).
+    pub fn subscribers(&self, topic: &Topic) -> usize {
+        self.rings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_topic
+            .get(topic)
+            .map_or(0, |tx| tx.receiver_count())
+    }
+
+    /// Watched topics whose names sort after `after`, with their cursor
+    /// counts, in name order, at most `limit` (the admin API's listing).
+    pub fn watched(&self, after: Option<&Topic>, limit: usize) -> Vec<(Topic, usize)> {
+        let rings = self.rings.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(Topic, usize)> = rings
+            .by_topic
+            .iter()
+            .filter(|(t, _)| after.is_none_or(|a| *t > a))
+            .map(|(t, tx)| (t.clone(), tx.receiver_count()))
+            .collect();
+        drop(rings);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.truncate(limit);
+        out
     }
 
     /// Times a subscriber fell a whole ring behind and went back to the log.

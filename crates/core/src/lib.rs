@@ -22,6 +22,8 @@
 //!   bytes are shared by every connection.
 //! - [`webhook_store`]: the [`WebhookStore`] trait (durable webhook
 //!   subscription records, opaque bytes by id) and [`MemoryWebhookStore`].
+//! - [`latency`]: [`Latency`], a lock-free fixed-bucket histogram that logs and
+//!   the server record durations into, for metrics.
 //! - [`json`]: the JSON encoding shared by the JSON transports (NDJSON, polling,
 //!   JSONP, iframe), also encoded once per event and safe inside a `<script>`.
 //!
@@ -32,6 +34,7 @@ pub mod event;
 pub mod fanout;
 pub mod hub;
 pub mod json;
+pub mod latency;
 pub mod log;
 pub mod pattern;
 pub mod position;
@@ -43,8 +46,10 @@ pub mod webhook_store;
 pub use event::{Draft, DraftError, Event, EventId, Limits};
 pub use fanout::Fanout;
 pub use hub::{Hub, PublishError, SubscribeError};
+pub use latency::{Latency, LatencySnapshot};
 pub use log::{
-    AppendError, BoxFuture, Log, LogStats, MemoryLog, ReadError, Retention, SCAN_BUDGET, ScanPage,
+    AppendError, BoxFuture, Log, LogStats, LogTimings, MemoryLog, ReadError, Retention,
+    SCAN_BUDGET, ScanPage, TopicHistory, Trim,
 };
 pub use position::{Position, Resume};
 pub use subscription::{PrivateFilter, Reset, ResetReason, Subscription, SubscriptionEnd};

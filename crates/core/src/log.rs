@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use memory::MemoryLog;
 
 use crate::event::{Draft, Event};
+use crate::latency::LatencySnapshot;
 use crate::topic::{Selector, Topic};
 
 /// Most retained events one [`Log::scan`] call examines.
@@ -147,6 +148,80 @@ pub trait Log: Send + Sync + 'static {
 
     /// What the log holds now (for metrics).
     fn stats(&self) -> LogStats;
+
+    /// How long appends and commits take (for metrics); `None` where the log
+    /// does not measure them.
+    fn timings(&self) -> Option<LogTimings> {
+        None
+    }
+
+    /// Whether the log can take appends now (readiness); `Err` says why not.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Topics with retained history whose names sort after `after`, in name
+    /// order, at most `limit` (the admin API's listing).
+    fn topics(
+        &self,
+        after: Option<Topic>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<TopicHistory>, ReadError>> {
+        let _ = (after, limit);
+        Box::pin(async { Err(ReadError::Unavailable(NOT_SUPPORTED.into())) })
+    }
+
+    /// Removes part of `topic`'s history (the admin API's trim and delete),
+    /// in order with appends, and returns how many events left the topic.
+    /// The topic's trim mark rises to the highest `seq` removed, so a client
+    /// resuming from before it gets [`ReadError::Expired`] (a reset), never
+    /// a silent gap. Events also published to other topics stay in theirs.
+    fn trim(&self, topic: Topic, trim: Trim) -> BoxFuture<'_, Result<u64, AppendError>> {
+        let _ = (topic, trim);
+        Box::pin(async { Err(AppendError::Unavailable(NOT_SUPPORTED.into())) })
+    }
+}
+
+/// What the default implementations of optional [`Log`] methods answer.
+pub const NOT_SUPPORTED: &str = "not supported by this history log";
+
+/// One topic's retained history (see [`Log::topics`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicHistory {
+    /// The topic.
+    pub topic: Topic,
+    /// Events retained on it.
+    pub events: u64,
+}
+
+/// Which part of a topic's history [`Log::trim`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trim {
+    /// Keep the newest `n` events, remove the rest (`0`: delete it all).
+    KeepLast(u64),
+    /// Remove every event with a `seq` below this one.
+    Before(u64),
+}
+
+impl Trim {
+    /// Given a topic's retained `seqs` (ascending), how many oldest ones go.
+    pub fn count(self, seqs: &[u64]) -> usize {
+        match self {
+            Trim::KeepLast(n) => seqs
+                .len()
+                .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX)),
+            Trim::Before(seq) => seqs.partition_point(|&s| s < seq),
+        }
+    }
+}
+
+/// Latency histograms a log keeps about its own writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogTimings {
+    /// Applying an append group to the store, before its commit.
+    pub append: LatencySnapshot,
+    /// Committing a group durably (the `fsync`, or the broker's acknowledgement).
+    pub commit: LatencySnapshot,
 }
 
 /// The lowest `after` from which a replay of `topic` is complete, given the

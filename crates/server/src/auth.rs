@@ -18,6 +18,7 @@ use hyper::header::HeaderMap;
 use herald_auth::{Claims, ExtractError, TokenSource, TokenSources, Verifier, extract_token};
 use herald_core::{PrivateFilter, Topic};
 
+use crate::operations::presence;
 use crate::options::ServerOptions;
 use crate::rejection::Rejection;
 
@@ -138,8 +139,18 @@ impl Access {
         }
     }
 
-    /// Whether `topics` may be subscribed to.
+    /// Whether `topics` may be subscribed to (reserved `$herald/` topics by
+    /// their own rules: `operations/presence.rs`).
     pub fn may_subscribe(&self, opts: &ServerOptions, topics: &[Topic]) -> Result<(), Rejection> {
+        if topics.iter().any(|t| presence::reserved(t.as_str())) {
+            let mut ordinary = Vec::new();
+            for t in topics {
+                if !presence::may_subscribe_reserved(self, opts, t)? {
+                    ordinary.push(t.clone());
+                }
+            }
+            return self.may_subscribe(opts, &ordinary);
+        }
         match self {
             Access::Everything => Ok(()),
             Access::Anonymous if opts.auth.anonymous_subscribe => Ok(()),
@@ -162,6 +173,25 @@ impl Access {
                 }
             }
             Access::Mercure(..) => Ok(()),
+        }
+    }
+
+    /// Whether this request may use the admin API: `--dev`, or a token whose
+    /// `herald` claim says `"admin": true`.
+    pub fn may_admin(&self) -> Result<(), Rejection> {
+        match self {
+            Access::Everything => Ok(()),
+            Access::Token(claims, _) if claims.grants.admin => Ok(()),
+            Access::Anonymous | Access::Mercure(..) => Err(Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the admin API needs a token whose herald claim has \"admin\": true (Authorization: Bearer <token>); `herald token --admin` mints one",
+            )),
+            Access::Token(..) => Err(Rejection::new(
+                StatusCode::FORBIDDEN,
+                "not_admin",
+                "this token has no admin grant; the admin API needs a token whose herald claim has \"admin\": true (`herald token --admin`)",
+            )),
         }
     }
 
@@ -209,6 +239,19 @@ impl Access {
             .duration_since(SystemTime::now())
             .unwrap_or(std::time::Duration::ZERO);
         Some(tokio::time::Instant::now() + left)
+    }
+
+    /// What the connection registry records about a connection opened with
+    /// this access (the peer is filled in by the transport).
+    pub fn opening(&self, topics: Vec<Topic>) -> crate::operations::Opening {
+        crate::operations::Opening {
+            peer: None,
+            topics,
+            claims: match self {
+                Access::Token(claims, _) => Some(claims.clone()),
+                _ => None,
+            },
+        }
     }
 
     /// Whether the token came from a cookie (state-changing requests then

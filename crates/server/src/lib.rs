@@ -16,6 +16,8 @@
 //! - [`query`]: query-string parsing shared by every route.
 //! - [`rejection`]: every error becomes an HTTP response here, in one place.
 //! - [`metrics`]: `/metrics` and `/readyz`, built at scrape time from the counters.
+//! - [`operations`]: the connection registry (lifecycle logs, admin
+//!   disconnects, presence), telemetry for `/metrics`, draining.
 //! - [`ticker`]: the shared heartbeat clock (no timer per connection).
 //! - [`options`]: what the server needs to know, already validated.
 //! - [`tls`]: rustls configuration (ALPN `h2`, `http/1.1`) and a certificate
@@ -37,6 +39,7 @@ pub mod head;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
+pub mod operations;
 pub mod options;
 pub mod prefixed;
 pub mod protocols;

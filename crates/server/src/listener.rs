@@ -54,6 +54,8 @@ pub struct Shared {
     pub bayeux: crate::protocols::bayeux::Registry,
     /// Mercure's compiled selectors and active subscriptions.
     pub mercure: crate::protocols::mercure::State,
+    /// Operations: connection registry, telemetry, draining (`operations.rs`).
+    pub ops: crate::operations::Ops,
 }
 
 /// What hyper routes know about their connection (a request extension).
@@ -121,14 +123,7 @@ pub struct Stats {
     pub accepted: AtomicU64,
 }
 
-/// Counts a stream as open until dropped.
-pub struct OpenStream(Arc<Shared>, Transport);
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.stats.open_streams[self.1 as usize].fetch_sub(1, Ordering::Relaxed);
-    }
-}
+pub use crate::operations::OpenStream;
 
 impl Stats {
     /// Records why a stream ended (slow subscribers are logged and counted).
@@ -143,10 +138,13 @@ impl Stats {
 }
 
 impl Shared {
-    /// Counts a stream as open for as long as the guard lives.
-    pub fn stream_guard(self: &Arc<Self>, transport: Transport) -> OpenStream {
-        self.stats.open_streams[transport as usize].fetch_add(1, Ordering::Relaxed);
-        OpenStream(self.clone(), transport)
+    /// Counts, registers and logs a stream as open for as long as the guard lives.
+    pub fn stream_guard(
+        self: &Arc<Self>,
+        transport: Transport,
+        opening: crate::operations::Opening,
+    ) -> OpenStream {
+        OpenStream::new(self.clone(), transport, opening)
     }
 }
 
@@ -178,7 +176,12 @@ impl Server {
         shutdown: CancellationToken,
         store: Arc<dyn herald_core::WebhookStore>,
     ) -> Server {
-        let ticks = ticker::start(opts.heartbeat, shutdown.clone());
+        let ops = crate::operations::Ops::default();
+        let ticks = ticker::start(
+            opts.heartbeat,
+            shutdown.clone(),
+            ops.registry.tick_now.clone(),
+        );
         let tracker = TaskTracker::new();
         let webhooks = crate::webhooks::Webhooks::new(
             opts.webhooks.clone(),
@@ -188,6 +191,7 @@ impl Server {
             tracker.clone(),
         );
         let shared = Arc::new(Shared {
+            ops,
             hub,
             shutdown,
             ticks,
@@ -223,6 +227,7 @@ impl Server {
         let tracker = self.shared.tracker.clone();
         tokio::spawn(prune_limits(self.shared.clone()));
         self.shared.webhooks.start().await;
+        crate::operations::spawn_tasks(&self.shared);
         loop {
             tokio::select! {
                 _ = self.shared.shutdown.cancelled() => break,

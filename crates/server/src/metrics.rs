@@ -7,11 +7,15 @@
 
 use std::sync::atomic::Ordering;
 
+use herald_core::LatencySnapshot;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use prometheus_client::registry::Unit;
 
 use crate::listener::{Shared, Transport};
 
@@ -125,6 +129,7 @@ pub fn render(shared: &Shared) -> String {
         log.commits,
     );
     webhook_metrics(&mut r, &shared.webhooks);
+    operations(&mut r, shared);
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &r);
@@ -192,7 +197,101 @@ fn webhook_metrics(r: &mut Registry, w: &crate::webhooks::Webhooks) {
     );
 }
 
-/// Whether the node should receive traffic: not once it is draining.
-pub fn ready(shared: &Shared) -> bool {
-    !shared.shutdown.is_cancelled()
+/// Whether the node should receive traffic: not while draining or shutting
+/// down, nor while the store cannot write; `Err` says why.
+pub fn ready(shared: &Shared) -> Result<(), String> {
+    if shared.ops.draining() {
+        return Err("draining: this node is handing its clients to others".into());
+    }
+    if shared.shutdown.is_cancelled() {
+        return Err("shutting down".into());
+    }
+    shared
+        .hub
+        .log()
+        .ready()
+        .map_err(|e| format!("history store not ready: {e}"))
+}
+
+/// A latency histogram in seconds, encoded from a [`LatencySnapshot`].
+#[derive(Debug)]
+struct Seconds(LatencySnapshot);
+
+impl EncodeMetric for Seconds {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(
+            self.0.sum_us as f64 / 1e6,
+            self.0.count(),
+            &self.0.seconds_buckets(),
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+fn histogram(r: &mut Registry, name: &str, help: &str, snapshot: LatencySnapshot) {
+    r.register_with_unit(name, help, Unit::Seconds, Seconds(snapshot));
+}
+
+/// Series kept by the operations layer (`operations/telemetry.rs`) and the
+/// log's write timings. Webhooks and brokers add theirs beside these.
+fn operations(r: &mut Registry, shared: &Shared) {
+    let t = &shared.ops.telemetry;
+    let delivered = Family::<Vec<(String, String)>, Counter>::default();
+    for tr in Transport::ALL {
+        delivered
+            .get_or_create(&vec![("transport".into(), tr.name().into())])
+            .inc_by(t.delivered_total(tr));
+    }
+    r.register(
+        "events_delivered",
+        "Events written to clients, by transport",
+        delivered,
+    );
+    histogram(
+        r,
+        "publish_latency",
+        "From handing a publish to the hub to its durable acknowledgement",
+        t.publish_latency.snapshot(),
+    );
+    if let Some(timings) = shared.hub.log().timings() {
+        histogram(
+            r,
+            "store_append_latency",
+            "Applying a group of appends to the store, before its commit",
+            timings.append,
+        );
+        histogram(
+            r,
+            "store_commit_latency",
+            "Committing a group durably (fsync)",
+            timings.commit,
+        );
+    }
+    let failures = Family::<Vec<(String, String)>, Counter>::default();
+    for (reason, n) in t.auth_failures() {
+        failures
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc_by(n);
+    }
+    r.register(
+        "auth_failures",
+        "Requests refused with 401 or 403, by reason (a fixed set of codes)",
+        failures,
+    );
+    gauge(
+        r,
+        "ready",
+        "1 when /readyz answers 200 (store writable, not draining)",
+        i64::from(ready(shared).is_ok()),
+    );
+    gauge(
+        r,
+        "draining",
+        "1 while the node drains (POST /admin/drain)",
+        i64::from(shared.ops.draining()),
+    );
 }

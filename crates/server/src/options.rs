@@ -80,6 +80,15 @@ pub struct ServerOptions {
     pub bayeux_max_deliveries: usize,
     /// The Mercure front door at `/.well-known/mercure` (docs/PROTOCOL.md, Mercure).
     pub mercure: crate::protocols::mercure::MercureOptions,
+    // Operations (`operations.rs`).
+    /// Reconnection delay (`retry:`) sent to SSE streams ended by a drain, in ms.
+    pub drain_retry_ms: u32,
+    /// Publish join and leave events on `$herald/presence/<topic>`.
+    pub presence_events: bool,
+    /// Interval of the `$herald/stats` snapshot (zero: off).
+    pub stats_interval: Duration,
+    /// Most items one admin listing returns (a client's `limit` is capped to it).
+    pub admin_page_max: usize,
 }
 
 impl Default for ServerOptions {
@@ -118,6 +127,10 @@ impl Default for ServerOptions {
             bayeux_max_subscriptions: 100,
             bayeux_max_deliveries: 100,
             mercure: Default::default(),
+            drain_retry_ms: 1000,
+            presence_events: false,
+            stats_interval: Duration::from_secs(1),
+            admin_page_max: 1000,
         }
     }
 }

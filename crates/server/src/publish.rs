@@ -118,7 +118,16 @@ pub(crate) async fn publish(
     shared: &Shared,
     drafts: Vec<Draft>,
 ) -> Result<Vec<Arc<Event>>, Rejection> {
+    for d in &drafts {
+        crate::operations::presence::may_publish(&d.topics)?;
+    }
+    let started = tokio::time::Instant::now();
     let events = shared.hub.publish(drafts, crate::now_ms()).await?;
+    shared
+        .ops
+        .telemetry
+        .publish_latency
+        .observe(started.elapsed());
     shared
         .stats
         .published

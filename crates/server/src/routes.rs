@@ -12,6 +12,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use crate::cors;
 use crate::listener::Shared;
 use crate::metrics;
+use crate::operations::request_id;
 use crate::protocols::mercure;
 use crate::publish::{self, Target};
 use crate::rejection::Rejection;
@@ -19,13 +20,30 @@ use crate::transports::stream::{self, Body};
 use crate::transports::{bosh, poll, ws};
 use crate::web;
 
-/// Routes one request.
+/// Routes one request, inside a span carrying its request id (echoed in
+/// the response's `X-Request-Id`).
 pub async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Infallible> {
+    use tracing::Instrument;
+    let id = request_id::of(req.headers());
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+    let started = tokio::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let mut response = route(req, shared).instrument(span.clone()).await?;
+    span.in_scope(|| {
+        tracing::debug!(%method, path, status = response.status().as_u16(), secs = started.elapsed().as_secs_f64(), "request served")
+    });
+    response.headers_mut().insert(request_id::HEADER, id);
+    Ok(response)
+}
+
+async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let verdict = cors::verdict(&shared.opts, req.headers());
+    // Kept for the refusal counters: some arms move `shared`.
+    let counted = shared.clone();
     let result = match (req.method(), path.as_str()) {
         (_, p) if shared.opts.mercure.enabled && mercure::owns(p) => {
             mercure::handle(req, shared.clone()).await
@@ -41,10 +59,17 @@ pub async fn handle(
         (&Method::POST, "/bosh") => bosh::handle(req, shared).await,
         (&Method::GET, "/ws/echo") if shared.opts.ws_echo => ws::echo(req, shared).await,
         (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
-        (&Method::GET | &Method::HEAD, "/readyz") => Ok(if metrics::ready(&shared) {
-            text(StatusCode::OK, "ready\n")
-        } else {
-            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        (&Method::GET | &Method::HEAD, "/readyz") => Ok(match metrics::ready(&shared) {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(why) => {
+                let mut r = json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({"error": "not_ready", "message": why}),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                r
+            }
         }),
         (&Method::GET, "/metrics") => {
             let mut r =
@@ -72,6 +97,8 @@ pub async fn handle(
             crate::protocols::bayeux::http::handle(req, shared.clone()).await
         }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
+        (&Method::GET, "/presence") => crate::operations::presence::handle(req, &shared).await,
+        (_, p) if p.starts_with("/admin/") => crate::operations::admin::handle(req, &shared).await,
         (_, p) if allowed_methods(&shared, p).is_some() => {
             return Ok(not_allowed(
                 allowed_methods(&shared, p).unwrap_or_default(),
@@ -84,7 +111,10 @@ pub async fn handle(
             format!("no route for {path}; see docs/PROTOCOL.md"),
         )),
     };
-    let mut response = result.unwrap_or_else(|rej| rej.into_response().map(|b| b.boxed_unsync()));
+    let mut response = result.unwrap_or_else(|rej| {
+        counted.ops.telemetry.refused(rej.status, rej.code);
+        rej.into_response().map(|b| b.boxed_unsync())
+    });
     cors::decorate(&verdict, response.headers_mut());
     Ok(response)
 }
@@ -103,6 +133,8 @@ POST /webhooks               create a webhook subscription (JSON); GET lists, DE
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\
+GET  /presence?topic=T       how many subscribe to T (and who, with presence rights)\n\
+GET  /admin/...              admin API (admin token): topics, history, connections, drain, stats\n\
 GET  /herald.js              the browser client (ES module; types at /herald.d.ts)\n\
 GET  /openapi.json           the HTTP API as an OpenAPI 3.1 document\n\
 GET|POST /.well-known/mercure  the Mercure protocol (publish form, subscribe, subscriptions API)\n";
@@ -112,7 +144,7 @@ fn allowed_methods(shared: &Shared, path: &str) -> Option<&'static str> {
     Some(match path {
         "/publish" | "/bosh" | "/websub" => "POST, OPTIONS",
         p if p.starts_with("/topics/") => "POST, OPTIONS",
-        "/sse" | "/stream" | "/poll" | "/ws" | "/metrics" | "/" => "GET, OPTIONS",
+        "/sse" | "/stream" | "/poll" | "/ws" | "/metrics" | "/presence" | "/" => "GET, OPTIONS",
         "/ws/echo" if shared.opts.ws_echo => "GET, OPTIONS",
         p if is_bayeux(p) => "GET, POST, OPTIONS",
         "/healthz" | "/readyz" | "/herald.js" | "/herald.d.ts" | "/openapi.json" => {

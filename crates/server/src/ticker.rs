@@ -6,15 +6,25 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 /// The tick value that means "the server is shutting down".
 pub const SHUTDOWN: u64 = u64::MAX;
 
-/// Starts a ticker that bumps a counter every `period` until `stop` fires,
-/// then publishes [`SHUTDOWN`].
-pub fn start(period: Duration, stop: CancellationToken) -> watch::Receiver<u64> {
+/// Whether a tick value is a heartbeat (even) rather than a wake-up out of
+/// turn (odd: an admin disconnect, which streams answer by looking at the
+/// registry, without writing a heartbeat or a ping).
+pub fn is_heartbeat(v: u64) -> bool {
+    v & 1 == 0
+}
+
+/// Starts a ticker that bumps a counter every `period` (and whenever `now`
+/// is notified: an admin disconnect wakes every stream to look) until `stop`
+/// fires, then publishes [`SHUTDOWN`].
+pub fn start(period: Duration, stop: CancellationToken, now: Arc<Notify>) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0u64);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(period);
@@ -26,7 +36,9 @@ pub fn start(period: Duration, stop: CancellationToken) -> watch::Receiver<u64> 
                     tx.send_replace(SHUTDOWN);
                     return;
                 }
-                _ = every.tick() => tx.send_modify(|n| *n = (*n + 1) % SHUTDOWN),
+                // Heartbeats are even, wake-ups odd; neither is ever SHUTDOWN.
+                _ = every.tick() => tx.send_modify(|n| *n = (*n | 1).wrapping_add(1)),
+                () = now.notified() => tx.send_modify(|n| *n |= 1),
             }
         }
     });
@@ -40,12 +52,25 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ticks_at_the_period() {
         let stop = CancellationToken::new();
-        let mut rx = start(Duration::from_secs(15), stop.clone());
+        let now = Arc::new(Notify::new());
+        let mut rx = start(Duration::from_secs(15), stop.clone(), now.clone());
         let t0 = tokio::time::Instant::now();
         rx.changed().await.unwrap();
         assert_eq!(t0.elapsed(), Duration::from_secs(15));
         rx.changed().await.unwrap();
         assert_eq!(t0.elapsed(), Duration::from_secs(30));
+        assert!(is_heartbeat(*rx.borrow()));
+        now.notify_one();
+        rx.changed().await.unwrap();
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_secs(30),
+            "a wake-up comes at once"
+        );
+        assert!(!is_heartbeat(*rx.borrow()));
+        rx.changed().await.unwrap();
+        assert_eq!(t0.elapsed(), Duration::from_secs(45));
+        assert!(is_heartbeat(*rx.borrow()));
         stop.cancel();
         rx.changed().await.unwrap();
         assert_eq!(*rx.borrow(), SHUTDOWN);

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use herald_core::{AppendError, Draft, Event, EventId, RecordOp, Retention, Topic};
+use herald_core::{AppendError, Draft, Event, EventId, RecordOp, Retention, Topic, Trim};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::codec;
@@ -177,6 +177,36 @@ impl<'t> Tables<'t> {
             }
         }
         Ok(())
+    }
+
+    /// Removes the oldest events of topic `t` as `trim` says (the admin API),
+    /// raising its trim mark to the highest removed; returns how many left.
+    pub(crate) fn trim_topic(&mut self, t: &str, trim: Trim) -> Result<u64, Fault> {
+        let seqs: Vec<u64> = self
+            .index
+            .range((t, 0)..=(t, u64::MAX))?
+            .map(|e| e.map(|(k, _)| k.value().1))
+            .collect::<Result<_, _>>()?;
+        let n = trim.count(&seqs);
+        let Some(&last) = seqs[..n].last() else {
+            return Ok(0);
+        };
+        for &seq in &seqs[..n] {
+            self.index.remove((t, seq))?;
+            if !self.still_indexed(seq)? {
+                self.remove_event(seq)?;
+            }
+        }
+        let left = seqs.len() - n;
+        if left == 0 {
+            self.counts.remove(t)?;
+        } else {
+            self.counts.insert(t, left as u64)?;
+        }
+        let mark = self.marks.get(t)?.map_or(0, |g| g.value());
+        self.marks.insert(t, mark.max(last))?;
+        self.changed = true;
+        Ok(n as u64)
     }
 
     /// Writes the meta record back and says whether to commit.

@@ -8,11 +8,13 @@
 //!   group, applies the group in ONE write transaction (one `fsync`), commits,
 //!   publishes the new counters, hands the committed events to the
 //!   [`herald_core::Fanout`] in `seq` order, then answers each appender. The same
-//!   thread sweeps age retention every [`StoreOptions::trim_interval`].
+//!   thread sweeps age retention every [`StoreOptions::trim_interval`], applies
+//!   the admin API's per-topic trims in order with the appends, and times each
+//!   group's apply and commit (`Log::timings`).
 //! - `apply.rs`: what one append or one trim does to the tables inside that
 //!   transaction; a step-for-step mirror of [`herald_core::MemoryLog`], the
 //!   reference model the property tests compare against.
-//! - `read.rs`: `read` and `lookup_id` on a read transaction (a snapshot), run
+//! - `read.rs`: `read`, `lookup_id` and the per-topic listing on a read transaction (a snapshot), run
 //!   on tokio's blocking pool, concurrently with the writer.
 //! - Webhook records ([`herald_core::WebhookStore`] on [`RedbLog`]): the
 //!   `webhooks` table in the same file; changes go through the writer thread
@@ -20,7 +22,8 @@
 //! - `tables.rs`: the seven tables and the meta record (epoch, next `seq`,
 //!   global trim mark, total bytes); `codec.rs`: the postcard form of an event.
 //! - `stats.rs`: [`StoreStats`], kept in atomics by the writer so reading them
-//!   costs nothing; `error.rs`: [`StoreError`].
+//!   costs nothing, the latency histograms and the last write's failure
+//!   (readiness); `error.rs`: [`StoreError`].
 //!
 //! Data flow: `Hub::publish` → [`RedbLog`]`::append` → channel → writer thread
 //! (group of appends → one transaction → commit + `fsync`) → `last_seq` →

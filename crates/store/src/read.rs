@@ -6,12 +6,14 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use herald_core::{Event, ReadError, SCAN_BUDGET, ScanPage, Selector, Topic, log::replay_floor};
+use herald_core::{
+    Event, ReadError, SCAN_BUDGET, ScanPage, Selector, Topic, TopicHistory, log::replay_floor,
+};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::codec;
 use crate::error::Fault;
-use crate::tables::{EVENTS, IDS, META, TOPIC_INDEX, TOPIC_MARKS};
+use crate::tables::{EVENTS, IDS, META, TOPIC_COUNTS, TOPIC_INDEX, TOPIC_MARKS};
 
 /// Up to `limit` retained events after `after` on any of `topics`, in `seq`
 /// order, each once; `Expired` when retention removed events after `after`
@@ -128,6 +130,32 @@ pub(crate) fn webhook_records(db: &Database) -> Result<Vec<(u64, bytes::Bytes)>,
     for row in table.iter()? {
         let (k, v) = row?;
         out.push((k.value(), bytes::Bytes::copy_from_slice(v.value())));
+    }
+    Ok(out)
+}
+
+/// Topics with retained events whose names sort after `after`, with their
+/// counts, in name order, at most `limit`.
+pub(crate) fn topics(
+    db: &Database,
+    after: Option<&Topic>,
+    limit: usize,
+) -> Result<Vec<TopicHistory>, Fault> {
+    let txn = db.begin_read()?;
+    let counts = txn.open_table(TOPIC_COUNTS)?;
+    let range = match after {
+        Some(a) => counts.range::<&str>((Bound::Excluded(a.as_str()), Bound::Unbounded))?,
+        None => counts.range::<&str>(..)?,
+    };
+    let mut out = Vec::new();
+    for entry in range.take(limit) {
+        let (k, v) = entry?;
+        let topic = Topic::parse(k.value(), usize::MAX)
+            .map_err(|e| Fault::Corrupt(format!("stored topic {:?}: {e}", k.value())))?;
+        out.push(TopicHistory {
+            topic,
+            events: v.value(),
+        });
     }
     Ok(out)
 }

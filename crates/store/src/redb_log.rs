@@ -228,6 +228,54 @@ impl Log for RedbLog {
         })
     }
 
+    fn timings(&self) -> Option<herald_core::LogTimings> {
+        Some(herald_core::LogTimings {
+            append: self.counters.append.snapshot(),
+            commit: self.counters.commit.snapshot(),
+        })
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed.to_string());
+        }
+        let writer_alive = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished());
+        if !writer_alive {
+            return Err("the history writer thread has stopped".into());
+        }
+        match self.counters.fault() {
+            Some(f) => Err(format!("the last history write failed: {f}")),
+            None => Ok(()),
+        }
+    }
+
+    fn topics(
+        &self,
+        after: Option<Topic>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<herald_core::TopicHistory>, ReadError>> {
+        Box::pin(self.with_db(move |db| read::topics(db, after.as_ref(), limit).map(Ok)))
+    }
+
+    fn trim(
+        &self,
+        topic: Topic,
+        trim: herald_core::Trim,
+    ) -> BoxFuture<'_, Result<u64, AppendError>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.send(Command::TrimTopic { topic, trim, reply });
+        Box::pin(async move {
+            let closed = || AppendError::Unavailable(StoreError::Closed.to_string());
+            sent.map_err(|()| closed())?;
+            answer.await.map_err(|_| closed())?
+        })
+    }
+
     fn stats(&self) -> herald_core::LogStats {
         let st = self.stats();
         herald_core::LogStats {

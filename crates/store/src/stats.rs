@@ -1,7 +1,12 @@
 //! [`StoreStats`]: the store's gauges and counters, kept in atomics by the
 //! writer so `/metrics` and the dashboard read them without touching the disk.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use herald_core::Latency;
+
+use crate::error::Fault;
 
 use crate::tables::{Meta, Shape};
 
@@ -32,6 +37,12 @@ pub(crate) struct Counters {
     first_seq: AtomicU64,
     last_seq: AtomicU64,
     commits: AtomicU64,
+    /// Time to apply a group's operations to the tables, before its commit.
+    pub(crate) append: Latency,
+    /// Time to commit a group (its `fsync`).
+    pub(crate) commit: Latency,
+    /// Why the last write transaction failed, until one succeeds (readiness).
+    fault: Mutex<Option<String>>,
 }
 
 impl Counters {
@@ -56,6 +67,22 @@ impl Counters {
     /// Counts one committed write transaction.
     pub(crate) fn count_commit(&self) {
         self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the outcome of a write transaction: a failure makes the store
+    /// unready until a later one succeeds.
+    pub(crate) fn set_fault(&self, fault: Option<&Fault>) {
+        let mut f = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        match fault {
+            None if f.is_none() => {}
+            None => *f = None,
+            Some(fault) => *f = Some(format!("{fault:?}")),
+        }
+    }
+
+    /// Why the store cannot write, if its last write failed.
+    pub(crate) fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The highest committed `seq`.

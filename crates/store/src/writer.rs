@@ -16,7 +16,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use herald_core::{AppendError, Draft, Event, Fanout, RecordOp};
+use herald_core::{AppendError, Draft, Event, Fanout, RecordOp, Topic, Trim};
 use redb::Database;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -47,6 +47,12 @@ pub(crate) enum Command {
     Records {
         ops: Vec<RecordOp>,
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Remove part of one topic's history (the admin API).
+    TrimTopic {
+        topic: Topic,
+        trim: Trim,
+        reply: oneshot::Sender<Result<u64, AppendError>>,
     },
     /// Finish what was sent before, then stop.
     Close { reply: oneshot::Sender<()> },
@@ -127,6 +133,10 @@ impl Writer {
                     ops.push(Op::Records(changes));
                     replies.push(Reply::Trim(reply));
                 }
+                Command::TrimTopic { topic, trim, reply } => {
+                    ops.push(Op::TrimTopic(topic, trim));
+                    replies.push(Reply::TrimTopic(reply));
+                }
                 Command::Close { reply } => {
                     close = Some(reply);
                     break;
@@ -142,8 +152,8 @@ impl Writer {
 
     /// Applies, commits, publishes, delivers, answers: in that order.
     fn commit_group(&mut self, ops: Vec<Op>, replies: Vec<Reply>) {
-        let results = match self.transact(ops) {
-            Ok(results) => results,
+        let (results, removed) = match self.transact(ops) {
+            Ok(r) => r,
             Err(fault) => {
                 let e = StoreError::from_fault(&self.dir, &self.path, fault);
                 tracing::error!(error = %e, "history write failed; its publishers get an error");
@@ -158,15 +168,30 @@ impl Writer {
         if !committed.is_empty() {
             self.fanout.deliver(&committed);
         }
+        let mut removed = removed.into_iter();
         for (r, result) in replies.into_iter().zip(results) {
-            r.answer(result);
+            match r {
+                Reply::TrimTopic(tx) => {
+                    let _ = tx.send(Ok(removed.next().unwrap_or(0)));
+                }
+                r => r.answer(result),
+            }
         }
     }
 
     /// Runs `ops` in one durable transaction; on success the new state is
     /// cached and published. Nothing is cached if anything fails.
-    fn transact(&mut self, ops: Vec<Op>) -> Result<Vec<AppendResult>, Fault> {
+    /// Returns each op's result and, in order, the counts of its topic trims.
+    fn transact(&mut self, ops: Vec<Op>) -> Result<(Vec<AppendResult>, Vec<u64>), Fault> {
+        let r = self.transact_timed(ops);
+        self.counters.set_fault(r.as_ref().err());
+        r
+    }
+
+    fn transact_timed(&mut self, ops: Vec<Op>) -> Result<(Vec<AppendResult>, Vec<u64>), Fault> {
+        let started = Instant::now();
         let txn = begin_durable(&self.db)?;
+        let mut removed = Vec::new();
         let (results, applied) = {
             let mut tables = Tables::open(&txn, self.meta)?;
             let mut results = Vec::with_capacity(ops.len());
@@ -179,6 +204,10 @@ impl Writer {
                         .trim_global(&self.opts.retention, now_ms)
                         .map(|()| Ok(Vec::new()))?,
                     Op::Records(changes) => tables.records(changes).map(|()| Ok(Vec::new()))?,
+                    Op::TrimTopic(topic, trim) => {
+                        removed.push(tables.trim_topic(topic.as_str(), trim)?);
+                        Ok(Vec::new())
+                    }
                 });
             }
             (results, tables.finish()?)
@@ -189,14 +218,17 @@ impl Writer {
             changed,
         } = applied;
         if changed {
+            let applied_at = Instant::now();
+            self.counters.append.observe(applied_at - started);
             txn.commit()?;
+            self.counters.commit.observe(applied_at.elapsed());
             self.counters.count_commit();
         } else {
             txn.abort()?;
         }
         self.meta = meta;
         self.counters.publish(&meta, &shape);
-        Ok(results)
+        Ok((results, removed))
     }
 
     /// The periodic age sweep, by the wall clock (event times are wall-clock).
@@ -236,12 +268,14 @@ enum Op {
     Append(Vec<Draft>, u64),
     Trim(u64),
     Records(Vec<RecordOp>),
+    TrimTopic(Topic, Trim),
 }
 
 /// A request's reply channel, kept until after the commit. `Trim` also
 /// answers record changes: both only say whether the commit happened.
 enum Reply {
     Append(oneshot::Sender<AppendResult>),
+    TrimTopic(oneshot::Sender<Result<u64, AppendError>>),
     Trim(oneshot::Sender<Result<(), String>>),
 }
 
@@ -256,6 +290,10 @@ impl Reply {
             Reply::Trim(tx) => {
                 let _ = tx.send(Ok(()));
             }
+            // Answered by `commit_group` with its count.
+            Reply::TrimTopic(tx) => {
+                let _ = tx.send(Ok(0));
+            }
         }
     }
 
@@ -267,6 +305,9 @@ impl Reply {
             }
             Reply::Trim(tx) => {
                 let _ = tx.send(Err(msg.to_string()));
+            }
+            Reply::TrimTopic(tx) => {
+                let _ = tx.send(Err(AppendError::Unavailable(msg.to_string())));
             }
         }
     }

@@ -39,6 +39,7 @@ pub fn grants(publish: &[&str], subscribe: &[&str]) -> Grants {
     Grants {
         publish: parse(publish),
         subscribe: parse(subscribe),
+        ..Grants::default()
     }
 }
 

@@ -35,6 +35,15 @@ pub struct Args {
     /// Subject (sub): who the token is for; shows in the hub's logs.
     #[arg(long = "sub", value_name = "SUBJECT")]
     subject: Option<String>,
+    /// Grant the admin API (/admin/...) and the $herald/stats topic.
+    #[arg(long)]
+    admin: bool,
+    /// Grant seeing who subscribes (their payload claims) to topics it may subscribe to.
+    #[arg(long)]
+    presence: bool,
+    /// A JSON value put in the token's payload claim: what presence shows of this subscriber.
+    #[arg(long, value_name = "JSON", value_parser = parse_payload)]
+    payload: Option<serde_json::Value>,
     /// TOML configuration file (see herald.example.toml); flags and HERALD_* variables override it.
     #[arg(long, env = "HERALD_CONFIG")]
     config: Option<PathBuf>,
@@ -65,6 +74,8 @@ fn mint_token(args: Args) -> Result<String, String> {
     let grants = Grants {
         publish: selectors(&args.publish, "--publish")?,
         subscribe: selectors(&args.subscribe, "--subscribe")?,
+        admin: args.admin,
+        presence: args.presence,
     };
     let key = match (&args.private_key, &auth.secret) {
         (Some(path), _) => SigningKey::from_pem_file(path).map_err(|e| e.to_string())?,
@@ -87,6 +98,7 @@ fn mint_token(args: Args) -> Result<String, String> {
     };
     let mut options = auth.mint.clone();
     options.subject = args.subject;
+    options.payload = args.payload;
     let now = SystemTime::now();
     let token = mint_with(&key, &grants, args.ttl, now, &options).map_err(|e| e.to_string())?;
     // Say so now if this hub would refuse the token (a private key whose
@@ -145,6 +157,10 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     Ok(Duration::from_secs(total))
+}
+
+fn parse_payload(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ pub(super) fn validate(s: &Settings) -> Result<AuthSettings, BadConfig> {
             audience: non_empty(&s.jwt_audience),
             issuer: non_empty(&s.jwt_issuer),
             subject: None,
+            payload: None,
         },
         sources: TokenSources {
             cookie: non_empty(&s.token_cookie),

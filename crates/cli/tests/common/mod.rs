@@ -35,17 +35,40 @@ impl Hub {
 
     /// A hub on `dir` listening on `listen` with these extra flags.
     pub fn start_in(dir: &Path, listen: &str, extra: &[&str]) -> Hub {
+        let level = std::env::var("HERALD_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        Hub::spawn(dir, listen, extra, &level, Stdio::inherit())
+    }
+
+    /// A dev hub on a fresh data dir logging at `level` (a `HERALD_LOG`
+    /// filter); its stderr lines arrive on the returned channel.
+    pub fn start_logged(extra: &[&str], level: &str) -> (Hub, std::sync::mpsc::Receiver<String>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut args = vec!["--dev"];
+        args.extend_from_slice(extra);
+        let mut hub = Hub::spawn(tmp.path(), "127.0.0.1:0", &args, level, Stdio::piped());
+        hub._tmp = Some(tmp);
+        let stderr = hub.child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (hub, rx)
+    }
+
+    fn spawn(dir: &Path, listen: &str, extra: &[&str], level: &str, stderr: Stdio) -> Hub {
         let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .arg("serve")
             .args(["--listen", listen, "--data-dir"])
             .arg(dir)
             .args(extra)
-            .env(
-                "HERALD_LOG",
-                std::env::var("HERALD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("HERALD_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start herald");
         let stdout = child.stdout.take().unwrap();
@@ -193,6 +216,7 @@ pub fn mint_token(
     let grants = Grants {
         publish: patterns(publish),
         subscribe: patterns(subscribe),
+        ..Grants::default()
     };
     herald_auth::mint(&key, &grants, ttl, now).unwrap()
 }
@@ -279,7 +303,7 @@ impl Sse {
 
     /// Reads what arrives within the socket's short read timeout; `false` once
     /// the connection is closed (or failed).
-    fn read_some(&mut self) -> bool {
+    pub fn read_some(&mut self) -> bool {
         let mut chunk = [0u8; 65536];
         match self.stream.read(&mut chunk) {
             Ok(0) => false,

@@ -8,7 +8,7 @@ use crate::event::{Draft, Event, EventId};
 use crate::fanout::Fanout;
 use crate::log::{
     AppendError, BoxFuture, Log, LogStats, ReadError, Retention, SCAN_BUDGET, ScanPage,
-    replay_floor,
+    TopicHistory, Trim, replay_floor,
 };
 use crate::topic::{Selector, Topic};
 
@@ -154,6 +154,27 @@ impl MemoryLog {
 }
 
 impl State {
+    fn trim_topic(&mut self, topic: &Topic, trim: Trim) -> u64 {
+        let Some(q) = self.by_topic.get_mut(topic) else {
+            return 0;
+        };
+        let n = trim.count(q.make_contiguous());
+        let removed: Vec<u64> = q.drain(..n).collect();
+        if q.is_empty() {
+            self.by_topic.remove(topic);
+        }
+        if let Some(&last) = removed.last() {
+            let mark = self.topic_marks.entry(topic.clone()).or_insert(0);
+            *mark = (*mark).max(last);
+        }
+        for &seq in &removed {
+            if !self.still_indexed(seq) {
+                self.remove_event(seq);
+            }
+        }
+        removed.len() as u64
+    }
+
     fn insert(&mut self, ev: Arc<Event>) {
         self.bytes += ev.stored_size();
         for t in ev.topics.iter() {
@@ -284,6 +305,36 @@ impl Log for MemoryLog {
     fn close(&self) -> BoxFuture<'_, ()> {
         self.lock().closed = true;
         Box::pin(async {})
+    }
+
+    fn topics(
+        &self,
+        after: Option<Topic>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<TopicHistory>, ReadError>> {
+        let st = self.lock();
+        let mut out: Vec<TopicHistory> = st
+            .by_topic
+            .iter()
+            .filter(|(t, _)| after.as_ref().is_none_or(|a| *t > a))
+            .map(|(t, q)| TopicHistory {
+                topic: t.clone(),
+                events: q.len() as u64,
+            })
+            .collect();
+        out.sort_by(|a, b| a.topic.cmp(&b.topic));
+        out.truncate(limit);
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn trim(&self, topic: Topic, trim: Trim) -> BoxFuture<'_, Result<u64, AppendError>> {
+        let mut st = self.lock();
+        let r = if st.closed {
+            Err(AppendError::Unavailable("log is closed".into()))
+        } else {
+            Ok(st.trim_topic(&topic, trim))
+        };
+        Box::pin(async move { r })
     }
 
     fn stats(&self) -> LogStats {

@@ -21,6 +21,7 @@ use herald_core::{Event, Position, Resume, Selector, Subscription, json};
 
 use crate::auth;
 use crate::listener::Shared;
+use crate::operations::OpenStream;
 use crate::query::Query;
 use crate::rejection::Rejection;
 use crate::ticker;
@@ -39,6 +40,10 @@ pub async fn handle(
     shared: &Arc<Shared>,
 ) -> Result<Response<Body>, Rejection> {
     let access = auth::access(&shared.opts, req.headers(), req.uri().query())?;
+    let peer = req
+        .extensions()
+        .get::<crate::listener::ConnInfo>()
+        .map(|c| c.peer);
     let q = Query::parse(req.uri().query());
     let callback = q.first("callback").map(callback::parse).transpose()?;
     let limits = shared.hub.limits();
@@ -80,11 +85,13 @@ pub async fn handle(
         }
         None => false,
     };
-    let _open = shared.stream_guard(crate::listener::Transport::Poll);
+    let mut opening = access.opening(selector.exact_topics().cloned().collect());
+    opening.peer = peer;
+    let open = shared.stream_guard(crate::listener::Transport::Poll, opening);
     let events = if sub.reset().is_some() {
         Vec::new()
     } else {
-        collect(&mut sub, max, timeout, shared).await?
+        collect(&mut sub, max, timeout, &open).await?
     };
     let more = events.len() == max || sub.catching_up();
     let cursor = match (events.last(), &resume, sub.reset()) {
@@ -99,6 +106,8 @@ pub async fn handle(
         (None, _, _) => shared.hub.head().to_string(),
     };
     let body = answer(&events, &cursor, more, &sub);
+    open.delivered(events.len());
+    open.closed("answered");
     Ok(respond(body, callback))
 }
 
@@ -107,14 +116,20 @@ async fn collect(
     sub: &mut Subscription,
     max: usize,
     timeout: Duration,
-    shared: &Shared,
+    open: &OpenStream,
 ) -> Result<Vec<Arc<Event>>, Rejection> {
     let mut events = Vec::new();
-    let mut ticks = shared.ticks.clone();
+    let mut ticks = open.shared().ticks.clone();
     let first = tokio::select! {
         r = tokio::time::timeout(timeout, sub.next()) => r.ok(),
-        // On shutdown, answer now (empty) so the client polls again elsewhere.
-        _ = async { while ticks.changed().await.is_ok() && *ticks.borrow_and_update() != ticker::SHUTDOWN {} } => None,
+        // On shutdown (or an admin's disconnect), answer now (empty) so the
+        // client polls again (elsewhere).
+        _ = async {
+            while ticks.changed().await.is_ok()
+                && *ticks.borrow_and_update() != ticker::SHUTDOWN
+                && !open.is_kicked()
+            {}
+        } => None,
     };
     match first {
         None => return Ok(events),

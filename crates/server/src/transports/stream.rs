@@ -31,6 +31,7 @@ use crate::cors;
 use crate::head::StreamRequest;
 use crate::limits::Slot;
 use crate::listener::Shared;
+use crate::operations::{OpenStream, Opening};
 use crate::query::Query;
 use crate::rejection::Rejection;
 use crate::ticker;
@@ -43,6 +44,8 @@ struct Accepted {
     format: Format,
     sub: Subscription,
     deadline: Option<tokio::time::Instant>,
+    /// What the connection registry records about it.
+    opening: Opening,
 }
 
 /// Turns a request into a format and an authorized subscription (`accept`).
@@ -62,7 +65,7 @@ async fn accept(
     let resume = q.resume(last_event_id)?;
     let mut sub = shared
         .hub
-        .subscribe(&Selector::exact(topics), resume)
+        .subscribe(&Selector::exact(topics.iter().cloned()), resume)
         .await?;
     if let Some(filter) = access.private_filter() {
         sub.set_private_filter(filter);
@@ -71,6 +74,7 @@ async fn accept(
         format,
         sub,
         deadline: access.deadline(),
+        opening: access.opening(topics),
     })
 }
 
@@ -97,9 +101,11 @@ pub async fn serve_lean(
         format,
         sub,
         deadline,
+        mut opening,
     } = match accepted {
         Ok(x) => x,
         Err(rej) => {
+            shared.ops.telemetry.refused(rej.status, rej.code);
             let _ = stream.write_all(&rej.to_http1()).await;
             let _ = stream.shutdown().await;
             return;
@@ -130,7 +136,9 @@ pub async fn serve_lean(
     {
         let tracker = shared.tracker.clone();
         let expiry = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
-        tracker.spawn(run_stream(stream, sub, format, expiry, slot, shared));
+        opening.peer = stream.peer_addr().ok();
+        let open = shared.stream_guard(format.transport(), opening);
+        tracker.spawn(run_stream(stream, sub, format, expiry, slot, open));
     }
 }
 
@@ -141,16 +149,14 @@ pub(crate) fn run_stream(
     format: Format,
     expiry: Option<Expiry>,
     slot: Arc<Slot>,
-    shared: Arc<Shared>,
+    open: OpenStream,
 ) -> impl Future<Output = ()> + Send {
-    let open = shared.stream_guard(format.transport());
     let mut lean = LeanStream {
         stream,
         sub,
         format,
         expiry,
-        shared,
-        _open: open,
+        open,
         _slot: slot,
     };
     // Built from a struct used in place: an `async fn` taking these as
@@ -165,9 +171,8 @@ struct LeanStream {
     format: Format,
     /// Fires at the token's `exp` (boxed: most streams have none).
     expiry: Option<Expiry>,
-    shared: Arc<Shared>,
-    /// Counts the stream as open until it is dropped.
-    _open: crate::listener::OpenStream,
+    /// Counts and registers the stream until it is dropped; holds the shared state.
+    open: OpenStream,
     /// Counts the connection against the connection limits.
     _slot: Arc<Slot>,
 }
@@ -175,21 +180,21 @@ struct LeanStream {
 impl LeanStream {
     async fn run(&mut self) {
         let end = match self.expiry.take() {
-            None => deliver(&self.stream, &mut self.sub, &self.format, &self.shared).await,
+            None => deliver(&self.stream, &mut self.sub, &self.format, &self.open).await,
             // Boxed: only streams opened with an expiring token pay for the timer.
             Some(expiry) => {
-                let work = deliver(&self.stream, &mut self.sub, &self.format, &self.shared);
+                let work = deliver(&self.stream, &mut self.sub, &self.format, &self.open);
                 Box::pin(until_expiry(expiry, work)).await
             }
         };
-        self.shared.stats.stream_ended(&end);
-        if matches!(end, End::Shutdown) && matches!(self.format, Format::Sse) {
+        let shared = self.open.shared();
+        shared.stats.stream_ended(&end);
+        if matches!(end, End::Shutdown | End::Kicked) && matches!(self.format, Format::Sse) {
             // Best effort and without waiting: the last block was complete, so
-            // the client resumes cleanly whether or not this comment arrives.
-            let _ = self
-                .stream
-                .try_write(b": herald is shutting down; reconnect to resume\n\n");
+            // the client resumes cleanly whether or not this arrives.
+            let _ = self.stream.try_write(&goodbye(shared, &end));
         }
+        self.open.closed(end.reason());
     }
 }
 
@@ -208,6 +213,38 @@ pub enum End {
     Subscription(SubscriptionEnd),
     /// The token the stream was opened with expired.
     Expired,
+    /// An administrator disconnected it (`POST /admin/connections/{id}/disconnect`).
+    Kicked,
+}
+
+impl End {
+    /// Why, in the connection log's words.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            End::PeerClosed => "client_closed",
+            End::Stalled => "slow_subscriber",
+            End::Shutdown => "shutdown",
+            End::Budget => "byte_budget",
+            End::Subscription(SubscriptionEnd::Closed) => "shutdown",
+            End::Subscription(_) => "subscription_ended",
+            End::Expired => "token_expired",
+            End::Kicked => "disconnected_by_admin",
+        }
+    }
+}
+
+/// What an SSE stream ending by shutdown, drain or an admin says last: while
+/// draining, a `retry:` hint so clients reconnect (to another node) soon.
+fn goodbye(shared: &Shared, end: &End) -> Vec<u8> {
+    match end {
+        End::Kicked => b": disconnected by an administrator\n\n".to_vec(),
+        _ if shared.ops.draining() => format!(
+            "retry: {}\n: herald is draining; reconnect to resume on another node\n\n",
+            shared.opts.drain_retry_ms
+        )
+        .into_bytes(),
+        _ => b": herald is shutting down; reconnect to resume\n\n".to_vec(),
+    }
 }
 
 /// A timer that fires when a stream's token expires.
@@ -238,24 +275,28 @@ pub(crate) async fn deliver(
     stream: &TcpStream,
     sub: &mut Subscription,
     format: &Format,
-    shared: &Shared,
+    open: &OpenStream,
 ) -> End {
-    let mut ticks = shared.ticks.clone();
+    let mut ticks = open.shared().ticks.clone();
     ticks.mark_unchanged();
-    if shared.shutdown.is_cancelled() {
+    if open.shared().shutdown.is_cancelled() {
         return End::Shutdown;
     }
     let mut wrote_since_tick = false;
     let mut spent = 0usize;
-    let (timeout, stop) = (shared.opts.write_timeout, &shared.shutdown);
+    let (timeout, stop) = (open.shared().opts.write_timeout, &open.shared().shutdown);
     loop {
         let events: Vec<Arc<Event>> = tokio::select! {
             biased;
             r = ticks.changed() => {
-                if r.is_err() || *ticks.borrow_and_update() == ticker::SHUTDOWN {
+                let tick = *ticks.borrow_and_update();
+                if r.is_err() || tick == ticker::SHUTDOWN {
                     return End::Shutdown;
                 }
-                if !std::mem::take(&mut wrote_since_tick) {
+                if open.is_kicked() {
+                    return End::Kicked;
+                }
+                if ticker::is_heartbeat(tick) && !std::mem::take(&mut wrote_since_tick) {
                     let beat: [&[u8]; 1] = [format.heartbeat()];
                     if let Err(e) = write::write_all(stream, &beat, timeout, stop).finish().await {
                         return e.into();
@@ -288,6 +329,7 @@ pub(crate) async fn deliver(
         {
             return e.into();
         }
+        open.delivered(events.len());
         wrote_since_tick = true;
         if let Some(budget) = format.budget() {
             spent += slices.iter().map(|s| s.len()).sum::<usize>();
@@ -338,6 +380,7 @@ pub async fn serve_hyper(
         format,
         sub,
         deadline,
+        mut opening,
     } = accept(
         req.uri().path(),
         req.uri().query(),
@@ -346,6 +389,10 @@ pub async fn serve_hyper(
         &shared,
     )
     .await?;
+    opening.peer = req
+        .extensions()
+        .get::<crate::listener::ConnInfo>()
+        .map(|c| c.peer);
     let mut resp = Response::builder();
     for (k, v) in format.headers() {
         resp = resp.header(*k, *v);
@@ -354,7 +401,8 @@ pub async fn serve_hyper(
         resp = resp.header("Herald-Resume", "reset");
     }
     let preamble = format.preamble(&sub, &shared.opts);
-    let body = hyper_body(preamble, format, sub, deadline, &shared, None);
+    let open = shared.stream_guard(format.transport(), opening);
+    let body = hyper_body(preamble, format, sub, deadline, &shared, open, None);
     resp.body(body).map_err(|e| {
         Rejection::new(
             hyper::StatusCode::INTERNAL_SERVER_ERROR,
@@ -366,18 +414,21 @@ pub async fn serve_hyper(
 
 /// A stream body served through hyper: `preamble`, then `sub`'s events in
 /// `format`, heartbeats, until the client leaves, `deadline` passes or the
-/// server shuts down. `keep` lives as long as the body (a protocol's guard).
+/// server shuts down. `open` is its connection-registry entry; `keep` lives
+/// as long as the body (a protocol's guard).
 pub(crate) fn hyper_body(
     preamble: Bytes,
     format: Format,
     sub: Subscription,
     deadline: Option<tokio::time::Instant>,
     shared: &Arc<Shared>,
+    open: OpenStream,
     keep: Option<Box<dyn Send>>,
 ) -> Body {
     let state = HyperStream {
         preamble: Some(preamble),
-        _open: shared.stream_guard(format.transport()),
+        open,
+        ending: None,
         ticks: {
             let mut t = shared.ticks.clone();
             t.mark_unchanged();
@@ -397,8 +448,10 @@ pub(crate) fn hyper_body(
 struct HyperStream {
     /// Sent first, then `None`.
     preamble: Option<Bytes>,
-    /// Keeps the stream counted as open until the body is dropped.
-    _open: crate::listener::OpenStream,
+    /// Keeps the stream counted and registered until the body is dropped.
+    open: OpenStream,
+    /// Why the stream is ending, once it is (its last frame may still be sent).
+    ending: Option<&'static str>,
     ticks: tokio::sync::watch::Receiver<u64>,
     wrote_since_tick: bool,
     /// Bytes sent, against the format's budget.
@@ -417,24 +470,47 @@ impl HyperStream {
         if let Some(pre) = self.preamble.take() {
             return Some((Ok(Frame::data(pre)), self));
         }
+        if self.ending.is_some() {
+            return None;
+        }
         if self.format.budget().is_some_and(|b| self.spent >= b) {
+            self.ending = Some(End::Budget.reason());
             return None;
         }
         loop {
             tokio::select! {
                 biased;
                 r = self.ticks.changed() => {
-                    if r.is_err() || *self.ticks.borrow_and_update() == ticker::SHUTDOWN {
-                        return None;
+                    let tick = *self.ticks.borrow_and_update();
+                    let end = if r.is_err() || tick == ticker::SHUTDOWN {
+                        Some(End::Shutdown)
+                    } else if self.open.is_kicked() {
+                        Some(End::Kicked)
+                    } else {
+                        None
+                    };
+                    if let Some(end) = end {
+                        self.ending = Some(end.reason());
+                        if !matches!(self.format, Format::Sse) {
+                            return None;
+                        }
+                        let bye = Bytes::from(goodbye(self.open.shared(), &end));
+                        return Some((Ok(Frame::data(bye)), self));
                     }
-                    if !std::mem::take(&mut self.wrote_since_tick) {
+                    if ticker::is_heartbeat(tick) && !std::mem::take(&mut self.wrote_since_tick) {
                         let beat = Bytes::from_static(self.format.heartbeat());
                         return Some((Ok(Frame::data(beat)), self));
                     }
                 }
-                () = expired(&mut self.expiry) => return None,
+                () = expired(&mut self.expiry) => {
+                    self.ending = Some(End::Expired.reason());
+                    return None;
+                }
                 r = self.sub.next() => {
-                    let Ok(first) = r else { return None };
+                    let Ok(first) = r else {
+                        self.ending = Some("subscription_ended");
+                        return None;
+                    };
                     let mut buf = Vec::new();
                     let mut slices = Vec::new();
                     let events = gather(first, &mut self.sub);
@@ -445,11 +521,20 @@ impl HyperStream {
                         buf.extend_from_slice(s);
                     }
                     drop(slices);
+                    self.open.delivered(events.len());
                     self.spent += buf.len();
                     self.wrote_since_tick = true;
                     return Some((Ok(Frame::data(Bytes::from(buf))), self));
                 }
             }
         }
+    }
+}
+
+impl Drop for HyperStream {
+    fn drop(&mut self) {
+        // A body dropped before it ended: hyper saw the client go.
+        let reason = self.ending.unwrap_or(End::PeerClosed.reason());
+        self.open.closed(reason);
     }
 }

@@ -156,6 +156,14 @@ impl SubscriptionSet {
         }
     }
 
+    /// Every topic the set watches now (for the connection registry).
+    pub fn topics(&self) -> Vec<Topic> {
+        self.subs
+            .iter()
+            .flat_map(|s| s.topics().iter().cloned())
+            .collect()
+    }
+
     fn watches(&self, topic: &Topic) -> bool {
         self.subs.iter().any(|s| s.topics().contains(topic))
     }

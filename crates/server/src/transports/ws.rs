@@ -91,7 +91,8 @@ pub async fn upgrade(
     // The session outlives hyper's connection: it keeps the connection's slot.
     let conn = req.extensions().get::<ConnInfo>().cloned();
     let tracker = shared.tracker.clone();
-    tracker.spawn(async move {
+    // In the request's span: the session's log lines carry its request id.
+    tracker.spawn(tracing::Instrument::in_current_span(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let ws = builder(limits).serve(TokioIo::new(upgraded));
@@ -103,7 +104,7 @@ pub async fn upgrade(
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
-    });
+    }));
     Ok(switching(&accept))
 }
 

@@ -91,6 +91,7 @@ async fn a_failed_commit_fails_its_appenders_and_stores_nothing() {
     };
     let log = start(backend.clone());
     log.append(vec![draft("kept", "k")], 1).await.unwrap();
+    assert_eq!(log.ready(), Ok(()));
 
     backend.fail.store(true, Ordering::SeqCst);
     let a = log.append(vec![draft("lost", "l1")], 2);
@@ -103,6 +104,8 @@ async fn a_failed_commit_fails_its_appenders_and_stores_nothing() {
     }
     assert_eq!(log.last_seq(), 1);
     assert_eq!(log.stats().events, 1);
+    // Readiness says so (a load balancer stops sending publishers here).
+    assert!(log.ready().is_err());
     backend.fail.store(false, Ordering::SeqCst);
     // redb refuses further writes after an I/O error until it is reopened:
     // the store stays unavailable rather than guessing what reached the disk.
@@ -112,9 +115,15 @@ async fn a_failed_commit_fails_its_appenders_and_stores_nothing() {
         "{again:?}"
     );
     log.close().await;
+    assert!(
+        log.ready().unwrap_err().contains("closed"),
+        "{:?}",
+        log.ready()
+    );
     drop(log);
 
     let log = start(backend);
+    assert_eq!(log.ready(), Ok(()));
     assert_eq!(log.last_seq(), 1);
     assert_eq!(log.lookup_id("k".into()).await.unwrap(), Some(1));
     assert_eq!(log.lookup_id("l1".into()).await.unwrap(), None);

@@ -229,19 +229,28 @@ fn selector(matchers: &[Arc<Matcher>], shared: &Shared) -> Result<Selector, Merc
     let mut exact = Vec::new();
     let mut patterns = Vec::new();
     for m in matchers {
+        // The hub's own `$herald/` topics (stats, presence) are not Mercure
+        // topics: no Mercure selector reaches them.
         match m.exact() {
+            Some(t) if crate::operations::presence::reserved(t) => {
+                return Err(MercureError::bad_request(
+                    "invalid_matcher",
+                    format!("{t:?}: topics starting with $herald/ belong to the hub"),
+                ));
+            }
             Some(t) => exact.push(
                 Topic::parse(t, max)
                     .map_err(|e| MercureError::bad_request("invalid_matcher", e.to_string()))?,
             ),
-            None if m.is_any() => patterns.push(
-                Pattern::glob("*")
-                    .map_err(|e| MercureError::bad_request("invalid_matcher", e.to_string()))?,
-            ),
+            None if m.is_any() => patterns.push(Pattern::custom("mercure-any", |topic: &str| {
+                !crate::operations::presence::reserved(topic)
+            })),
             None => {
                 let label = format!("mercure-{}:{}", m.kind().name(), m.source());
                 let m = m.clone();
-                patterns.push(Pattern::custom(label, move |topic| m.matches(topic)));
+                patterns.push(Pattern::custom(label, move |topic: &str| {
+                    !crate::operations::presence::reserved(topic) && m.matches(topic)
+                }));
             }
         }
     }
@@ -302,7 +311,13 @@ pub async fn serve_lean(
             ..
         } = a;
         let expiry = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
-        let run = run_stream(stream, sub, Format::Sse, expiry, slot, shared.clone());
+        let opening = crate::operations::Opening {
+            peer: stream.peer_addr().ok(),
+            topics: sub.topics().to_vec(),
+            claims: None,
+        };
+        let open = shared.stream_guard(Format::Sse.transport(), opening);
+        let run = run_stream(stream, sub, Format::Sse, expiry, slot, open);
         match guard {
             None => {
                 shared.tracker.spawn(run);
@@ -354,7 +369,21 @@ pub async fn serve_hyper(
         Empty::<Bytes>::new().map_err(|e| match e {}).boxed_unsync()
     } else {
         let keep = a.guard.map(|g| Box::new(g) as Box<dyn Send>);
-        stream::hyper_body(a.preamble, Format::Sse, a.sub, a.deadline, &shared, keep)
+        let opening = crate::operations::Opening {
+            peer: None,
+            topics: a.sub.topics().to_vec(),
+            claims: None,
+        };
+        let open = shared.stream_guard(Format::Sse.transport(), opening);
+        stream::hyper_body(
+            a.preamble,
+            Format::Sse,
+            a.sub,
+            a.deadline,
+            &shared,
+            open,
+            keep,
+        )
     };
     let mut resp = Response::new(body);
     for (k, v) in a.headers {

@@ -118,7 +118,9 @@ impl Session {
         peer: Option<std::net::IpAddr>,
         rx: mpsc::Receiver<Incoming>,
     ) -> Self {
-        let _open = shared.stream_guard(Transport::Bosh);
+        let mut opening = access.opening(Vec::new());
+        opening.peer = peer.map(|ip| std::net::SocketAddr::new(ip, 0));
+        let _open = shared.stream_guard(Transport::Bosh, opening);
         Session {
             terms,
             shared,
@@ -148,12 +150,22 @@ impl Session {
         self.keep(creation.body.rid, bytes.clone());
         let _ = creation.reply.send(self.answer_ok(bytes));
         self.serve().await;
+        let reason = if self._open.is_kicked() {
+            "disconnected_by_admin"
+        } else {
+            "session_ended"
+        };
+        self._open.closed(reason);
         self.shared.bosh.remove(&self.terms.sid);
         tracing::debug!(sid = %self.terms.sid, "bosh session ended");
     }
 
     async fn serve(&mut self) {
         let token_deadline = self.set.deadline();
+        // The shared clock, only to hear of an admin's disconnect.
+        let mut ticks = self.shared.ticks.clone();
+        ticks.mark_unchanged();
+        let mut ticking = true;
         loop {
             let deadline = match self.held.front() {
                 Some(h) => h.until,
@@ -170,6 +182,16 @@ impl Session {
                 _ = self.shared.shutdown.cancelled() => {
                     self.terminate_held("system-shutdown");
                     Flow::End
+                }
+                r = ticks.changed(), if ticking => {
+                    ticking = r.is_ok();
+                    if self._open.is_kicked() {
+                        tracing::debug!(sid = %self.terms.sid, "bosh session disconnected by an administrator");
+                        self.terminate_held("policy-violation");
+                        Flow::End
+                    } else {
+                        Flow::Continue
+                    }
                 }
                 inc = self.rx.recv() => match inc {
                     Some(inc) => self.incoming(inc).await,
@@ -303,6 +325,9 @@ impl Session {
                 Err((reference, rej)) => vec![ops::error(&reference, &rej)],
             };
             out.extend(answers.into_iter().map(Bytes::from));
+        }
+        if !ops_text.is_empty() {
+            self._open.topics_changed(self.set.topics());
         }
         out
     }

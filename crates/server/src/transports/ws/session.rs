@@ -36,7 +36,8 @@ pub struct Session<S> {
     heard: bool,
     /// Whether a ping is waiting for an answer.
     pinged: bool,
-    _open: OpenStream,
+    /// Registers the session; logs its close.
+    open: OpenStream,
 }
 
 /// Why a session ends, and how it says goodbye.
@@ -59,14 +60,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         peer: Option<IpAddr>,
         initial: Option<Subscription>,
     ) -> Self {
-        let _open = shared.stream_guard(Transport::Ws);
+        let mut opening =
+            access.opening(initial.as_ref().map_or(Vec::new(), |s| s.topics().to_vec()));
+        opening.peer = peer.map(|ip| std::net::SocketAddr::new(ip, 0));
+        let _open = shared.stream_guard(Transport::Ws, opening);
         Session {
             ws,
             shared,
             set: SubscriptionSet::new(access, peer, initial),
             heard: true,
             pinged: false,
-            _open,
+            open: _open,
         }
     }
 
@@ -79,18 +83,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             },
             None => self.serve().await,
         };
-        match ending {
-            Ending::Gone => {}
-            Ending::Stalled => self.shared.stats.stream_ended(&End::Stalled),
-            Ending::Close(code, reason) => self.close(code, reason).await,
-        }
+        let reason = match ending {
+            Ending::Gone => End::PeerClosed.reason(),
+            Ending::Stalled => {
+                self.shared.stats.stream_ended(&End::Stalled);
+                End::Stalled.reason()
+            }
+            Ending::Close(code, reason) => {
+                self.close(code, reason).await;
+                if reason == KICKED {
+                    End::Kicked.reason()
+                } else {
+                    close_reason(code)
+                }
+            }
+        };
+        self.open.closed(reason);
     }
 
     async fn serve(&mut self) -> Ending {
         let mut ticks = self.shared.ticks.clone();
         ticks.mark_unchanged();
         if self.shared.shutdown.is_cancelled() {
-            return shutting_down();
+            return self.shutting_down();
         }
         let deadline = self.set.deadline();
         let expiry = async move {
@@ -108,15 +123,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     "token expired; reconnect with a new token and resume",
                 )),
                 r = ticks.changed() => {
-                    if r.is_err() || *ticks.borrow_and_update() == ticker::SHUTDOWN {
-                        return shutting_down();
+                    let tick = *ticks.borrow_and_update();
+                    if r.is_err() || tick == ticker::SHUTDOWN {
+                        return self.shutting_down();
+                    }
+                    if self.open.is_kicked() {
+                        return Ending::Close(CloseCode::POLICY_VIOLATION, KICKED);
+                    }
+                    // A wake-up out of turn must not count as a ping interval.
+                    if !ticker::is_heartbeat(tick) {
+                        continue;
                     }
                     self.tick().await
                 }
                 frame = self.ws.next() => self.received(frame).await,
                 out = self.set.next(&self.shared, MAX_COALESCE) => match out {
-                    Ok(out) => self.send(out.into_iter().map(message).collect()).await,
-                    Err(SetEnd::Shutdown) => Err(shutting_down()),
+                    Ok(out) => {
+                        let n = out.iter().filter(|o| matches!(o, Out::Event(_))).count();
+                        self.open.delivered(n);
+                        self.send(out.into_iter().map(message).collect()).await
+                    }
+                    Err(SetEnd::Shutdown) => Err(self.shutting_down()),
                     Err(SetEnd::Store(m)) => {
                         tracing::warn!(error = %m, "websocket subscription failed");
                         Err(Ending::Close(
@@ -174,7 +201,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Ok(());
         };
         let answer = match ops::parse(text) {
-            Ok(req) => self.set.apply(&self.shared, req.op, &req.reference).await,
+            Ok(req) => {
+                let changes_topics = matches!(
+                    req.op,
+                    ops::Op::Subscribe { .. } | ops::Op::Unsubscribe { .. }
+                );
+                let answer = self.set.apply(&self.shared, req.op, &req.reference).await;
+                if changes_topics {
+                    self.open.topics_changed(self.set.topics());
+                }
+                answer
+            }
             Err((reference, rej)) => vec![ops::error(&reference, &rej)],
         };
         self.send(answer.into_iter().map(Message::text).collect())
@@ -220,11 +257,35 @@ fn message(out: Out) -> Message {
     }
 }
 
-fn shutting_down() -> Ending {
-    Ending::Close(
-        CloseCode::GOING_AWAY,
-        "herald is shutting down; reconnect and resume from your last id",
-    )
+/// The close reason of a session an administrator disconnected.
+const KICKED: &str = "disconnected by an administrator";
+
+impl<S> Session<S> {
+    /// How a session ends when the hub stops: 1012 (service restart) while
+    /// draining, so clients reconnect (elsewhere) soon; else 1001.
+    fn shutting_down(&self) -> Ending {
+        if self.shared.ops.draining() {
+            Ending::Close(
+                CloseCode::SERVICE_RESTART,
+                "herald is draining; reconnect (to another node) and resume from your last id",
+            )
+        } else {
+            Ending::Close(
+                CloseCode::GOING_AWAY,
+                "herald is shutting down; reconnect and resume from your last id",
+            )
+        }
+    }
+}
+
+/// The connection log's reason for a close this side sent.
+fn close_reason(code: CloseCode) -> &'static str {
+    match u16::from(code) {
+        1001 => "shutdown",
+        1012 => "drain",
+        1008 => "policy",
+        _ => "closed",
+    }
 }
 
 /// The echo session of `GET /ws/echo`: every text and binary message goes
