@@ -14,6 +14,7 @@ use herald_core::{Limits, Retention};
 mod auth;
 mod tls;
 pub use auth::AuthSettings;
+use herald_broker::BrokerOptions;
 use herald_server::ServerOptions;
 use herald_store::StoreOptions;
 
@@ -151,6 +152,18 @@ settings! {
     tls_key: PathBuf = PathBuf::new(), "HERALD_TLS_KEY";
     /// Seconds between looks at tls_cert and tls_key for a new certificate (0 = only on SIGHUP).
     tls_reload_secs: u64 = 10, "HERALD_TLS_RELOAD_SECS";
+    /// Cluster mode: the shared log, redis://HOST:PORT or nats://HOST:PORT ("" = the embedded store in data_dir).
+    broker: String = String::new(), "HERALD_BROKER";
+    /// Name of the shared log (Redis key prefix or JetStream stream): nodes sharing it form one cluster.
+    broker_stream: String = "herald".into(), "HERALD_BROKER_STREAM";
+    /// Most events the broker's stream keeps (0 = no count bound; age is retention_max_age_secs).
+    broker_max_events: u64 = 1_000_000, "HERALD_BROKER_MAX_EVENTS";
+    /// Longest one broker operation may take, in ms (a publish then answers 503).
+    broker_timeout_ms: u64 = 5_000, "HERALD_BROKER_TIMEOUT_MS";
+    /// First delay before reconnecting to the broker, in ms (doubles on each failure).
+    broker_reconnect_min_ms: u64 = 100, "HERALD_BROKER_RECONNECT_MIN_MS";
+    /// Longest delay between reconnection attempts, in ms.
+    broker_reconnect_max_ms: u64 = 5_000, "HERALD_BROKER_RECONNECT_MAX_MS";
 }
 
 /// A setting that cannot work, with what to change.
@@ -184,6 +197,8 @@ pub struct Config {
     pub json_logs: bool,
     /// Token verification and where tokens come from.
     pub auth: AuthSettings,
+    /// Cluster mode: the broker holding the shared log (`None` = embedded store).
+    pub broker: Option<BrokerOptions>,
 }
 
 /// Layers the file (if any) and the overrides over the defaults, then validates.
@@ -280,6 +295,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
     };
     let auth = auth::validate(&s)?;
     let tls = tls::validate(&s)?;
+    let broker = broker(&s)?;
     let retention = Retention {
         max_events_per_topic: s.retention_events_per_topic,
         max_bytes: s.retention_max_bytes,
@@ -335,7 +351,40 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ring_capacity: s.ring_capacity,
         json_logs,
         auth,
+        broker,
     })
+}
+
+/// The broker settings, when `broker` is set.
+fn broker(s: &Settings) -> Result<Option<BrokerOptions>, BadConfig> {
+    if s.broker.is_empty() {
+        return Ok(None);
+    }
+    if !["redis://", "rediss://", "nats://", "tls://"]
+        .iter()
+        .any(|p| s.broker.starts_with(p))
+    {
+        return Err(BadConfig(format!(
+            "broker = {:?}: use redis://HOST:PORT or nats://HOST:PORT (or \"\" for the embedded store)",
+            s.broker
+        )));
+    }
+    if s.broker_timeout_ms == 0 || s.broker_reconnect_min_ms == 0 {
+        return Err(BadConfig(
+            "broker_timeout_ms and broker_reconnect_min_ms must be greater than 0".into(),
+        ));
+    }
+    let ms = Duration::from_millis;
+    Ok(Some(BrokerOptions {
+        url: s.broker.clone(),
+        stream: s.broker_stream.clone(),
+        max_events: s.broker_max_events,
+        max_age: (s.retention_max_age_secs > 0)
+            .then(|| Duration::from_secs(s.retention_max_age_secs)),
+        timeout: ms(s.broker_timeout_ms),
+        reconnect_min: ms(s.broker_reconnect_min_ms),
+        reconnect_max: ms(s.broker_reconnect_max_ms),
+    }))
 }
 
 #[cfg(test)]

@@ -124,7 +124,11 @@ pub fn render(shared: &Shared) -> String {
     out
 }
 
-/// Whether the node should receive traffic: not once it is draining.
-pub fn ready(shared: &Shared) -> bool {
-    !shared.shutdown.is_cancelled()
+/// Whether the node should receive traffic: not once it is draining, nor
+/// while its log cannot take appends (a broker out of reach). `Err` says why.
+pub fn ready(shared: &Shared) -> Result<(), String> {
+    if shared.shutdown.is_cancelled() {
+        return Err("draining".into());
+    }
+    shared.hub.log().health()
 }

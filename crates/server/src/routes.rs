@@ -34,10 +34,12 @@ pub async fn handle(
         (&Method::POST, "/bosh") => bosh::handle(req, shared).await,
         (&Method::GET, "/ws/echo") if shared.opts.ws_echo => ws::echo(req, shared).await,
         (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
-        (&Method::GET | &Method::HEAD, "/readyz") => Ok(if metrics::ready(&shared) {
-            text(StatusCode::OK, "ready\n")
-        } else {
-            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        (&Method::GET | &Method::HEAD, "/readyz") => Ok(match metrics::ready(&shared) {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
         }),
         (&Method::GET, "/metrics") => {
             let mut r =
@@ -78,7 +80,7 @@ GET  /poll?topic=T&since=ID  long-poll (timeout=0: short poll; callback=NAME: JS
 GET  /ws[?topic=T]           WebSocket: JSON subscribe, unsubscribe, publish, ping\n\
 POST /bosh                   BOSH (XEP-0124) sessions carrying the same operations\n\
 GET  /healthz                liveness\n\
-GET  /readyz                 readiness (503 while draining)\n\
+GET  /readyz                 readiness (503 while draining or the broker is out of reach)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\
 GET  /herald.js              the browser client (ES module; types at /herald.d.ts)\n";
 
@@ -91,8 +93,8 @@ fn not_allowed(allow: &'static str) -> Rejection {
 }
 
 /// A small text response.
-pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed_unsync());
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,0 +1,156 @@
+//! Herald's cluster logs: [`herald_core::Log`] over a broker that several hub
+//! nodes share, so a publish on any node reaches subscribers on every node and
+//! a resume position is valid on every node.
+//!
+//! # Layout
+//!
+//! - [`open`]: picks the log from the broker URL (`redis://…` or `nats://…`).
+//! - `progress.rs`: what a node's follower did (epoch, highest `seq` handed to
+//!   the fan-out, broker reachable or not), shared with the log handle; the
+//!   reconnection back-off.
+//! - `redis_log.rs` (feature `redis`): the ordered log is one Redis stream whose
+//!   entry ids are `0-{seq}`; `redis_log/scripts.rs` holds the Lua scripts that
+//!   make an append (seq counter, duplicate-id check, XADD, retention) and a
+//!   history read atomic; `redis_log/follow.rs` is the follower task
+//!   (`XREAD BLOCK`); `redis_log/reply.rs` parses stream entries.
+//! - `nats_log.rs` (feature `nats`): one JetStream stream, one subject per
+//!   topic, the stream sequence as `seq`; `nats_log/follow.rs` is the follower
+//!   (an ordered push consumer).
+//!
+//! Data flow on every node: `Hub::publish` → `Log::append` → broker (atomic
+//! append, acknowledged) → the node's follower receives every entry in stream
+//! order, its own included → `Fanout::deliver` → `append` returns once the
+//! follower delivered its events, so `last_seq` covers them as with the
+//! embedded log. History reads go to the broker directly.
+//!
+//! # Invariants the subscription merge relies on (see `herald_core::subscription`)
+//!
+//! 1. `Fanout::deliver` is called by one task, in `seq` order, with no gap:
+//!    an entry the follower could not see (trimmed before it read it) ends
+//!    every local subscription instead (they resume from the broker's history
+//!    and are told if it expired).
+//! 2. `last_seq` is the follower's delivered mark: every event at or below it
+//!    has reached the rings, so a subscriber that registers its cursors and
+//!    then reads `last_seq` misses nothing above it.
+//! 3. `read` may return events above `last_seq` (committed by another node, not
+//!    yet delivered here); the ring brings them again and the merge drops them
+//!    by `seq`.
+//! 4. A position above `last_seq` is not unknown: `catch_up_to` waits for the
+//!    follower (bounded) when the broker has it.
+//! 5. When the stream is lost (broker restarted empty, a key deleted) the epoch
+//!    changes and local subscriptions end: clients resume with a position of
+//!    the old epoch and are told "reset", never given a partial replay.
+
+#![warn(missing_docs)]
+
+#[cfg(feature = "nats")]
+mod nats_log;
+mod progress;
+#[cfg(feature = "redis")]
+mod redis_log;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::{Fanout, Log};
+
+#[cfg(feature = "nats")]
+pub use nats_log::NatsLog;
+#[cfg(feature = "redis")]
+pub use redis_log::RedisLog;
+
+/// How a node uses the broker.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// `redis://HOST:PORT[/DB]` or `nats://HOST:PORT`.
+    pub url: String,
+    /// Name of the shared log: the Redis key prefix (`{name}:log`, …) or the
+    /// JetStream stream name. Nodes that share it form one cluster.
+    pub stream: String,
+    /// Most events the stream keeps (0 = no count bound).
+    pub max_events: u64,
+    /// Oldest event kept (`None` = no age bound).
+    pub max_age: Option<Duration>,
+    /// Longest one broker operation may take before it fails (a publish then
+    /// answers 503).
+    pub timeout: Duration,
+    /// First delay before reconnecting to a broker that went away.
+    pub reconnect_min: Duration,
+    /// Longest delay between reconnection attempts.
+    pub reconnect_max: Duration,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            url: String::new(),
+            stream: "herald".into(),
+            max_events: 1_000_000,
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            timeout: Duration::from_secs(5),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a broker log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The URL names no supported broker, or a broker this build leaves out.
+    #[error(
+        "broker {0:?}: use redis://HOST:PORT or nats://HOST:PORT (this build supports: {supported})",
+        supported = SUPPORTED
+    )]
+    Scheme(String),
+    /// The stream name cannot be used as a key prefix / stream name.
+    #[error("broker stream name {0:?}: use 1 to 64 characters among letters, digits, '-' and '_'")]
+    StreamName(String),
+    /// The broker did not answer, or refused the set-up.
+    #[error("broker {url}: {detail}")]
+    Unreachable {
+        /// The broker URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+const SUPPORTED: &str = if cfg!(all(feature = "redis", feature = "nats")) {
+    "redis, nats"
+} else if cfg!(feature = "redis") {
+    "redis"
+} else if cfg!(feature = "nats") {
+    "nats"
+} else {
+    "none"
+};
+
+/// Opens the log `options.url` names; its follower hands every event of the
+/// stream to `fanout`. Fails when the broker does not answer within
+/// `options.timeout` (a node does not start without its log).
+pub async fn open(
+    options: BrokerOptions,
+    fanout: Arc<Fanout>,
+) -> Result<Arc<dyn Log>, BrokerError> {
+    if options.stream.is_empty()
+        || options.stream.len() > 64
+        || !options
+            .stream
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(BrokerError::StreamName(options.stream));
+    }
+    let scheme = options.url.split_once("://").map(|(s, _)| s);
+    match scheme {
+        #[cfg(feature = "redis")]
+        Some("redis" | "rediss") => Ok(RedisLog::open(options, fanout).await?),
+        #[cfg(feature = "nats")]
+        Some("nats" | "tls") => Ok(NatsLog::open(options, fanout).await?),
+        _ => {
+            let _ = fanout;
+            Err(BrokerError::Scheme(options.url))
+        }
+    }
+}

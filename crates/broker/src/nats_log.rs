@@ -1,0 +1,1 @@
+//! [`NatsLog`]: the shared log on a NATS JetStream stream (in progress).
