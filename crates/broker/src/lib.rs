@@ -52,7 +52,7 @@ mod redis_log;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::{Fanout, Log};
+use herald_core::{AppendError, Draft, Event, EventId, Fanout, Log, Position};
 
 #[cfg(feature = "nats")]
 pub use nats_log::NatsLog;
@@ -153,4 +153,27 @@ pub async fn open(
             Err(BrokerError::Scheme(options.url))
         }
     }
+}
+
+/// The committed form of `ev` (built with `seq` 0) at `seq`.
+pub(crate) fn with_seq(ev: Event, seq: u64, epoch: u64) -> Event {
+    let id = match ev.id {
+        EventId::Hub(_) => EventId::Hub(Position { epoch, seq }),
+        publisher => publisher,
+    };
+    Event::new(
+        seq, id, ev.topics, ev.kind, ev.data, ev.retry, ev.private, ev.time_ms,
+    )
+}
+
+/// Refuses a batch that names one publisher id twice.
+pub(crate) fn duplicate_in_batch(batch: &[Draft]) -> Result<(), AppendError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for id in batch.iter().filter_map(|d| d.id.as_deref()) {
+        if seen.contains(&id) {
+            return Err(AppendError::DuplicateId(id.to_string()));
+        }
+        seen.push(id);
+    }
+    Ok(())
 }

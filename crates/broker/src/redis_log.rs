@@ -17,8 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use herald_core::{
-    AppendError, BoxFuture, Draft, Event, EventId, Fanout, Log, LogStats, Position, ReadError,
-    Topic,
+    AppendError, BoxFuture, Draft, Event, EventId, Fanout, Log, LogStats, ReadError, Topic,
 };
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -26,6 +25,7 @@ use tokio::sync::Notify;
 
 use crate::progress::{Progress, new_epoch};
 use crate::{BrokerError, BrokerOptions};
+use crate::{duplicate_in_batch, with_seq};
 
 /// Stream entries read per history round trip.
 const READ_PAGE: usize = 512;
@@ -367,29 +367,6 @@ impl Inner {
         }
         self.progress.delivered()
     }
-}
-
-/// The committed form of `ev` (built with `seq` 0) at `seq`.
-fn with_seq(ev: Event, seq: u64, epoch: u64) -> Event {
-    let id = match ev.id {
-        EventId::Hub(_) => EventId::Hub(Position { epoch, seq }),
-        publisher => publisher,
-    };
-    Event::new(
-        seq, id, ev.topics, ev.kind, ev.data, ev.retry, ev.private, ev.time_ms,
-    )
-}
-
-/// Refuses a batch that names one publisher id twice.
-pub(crate) fn duplicate_in_batch(batch: &[Draft]) -> Result<(), AppendError> {
-    let mut seen: Vec<&str> = Vec::new();
-    for id in batch.iter().filter_map(|d| d.id.as_deref()) {
-        if seen.contains(&id) {
-            return Err(AppendError::DuplicateId(id.to_string()));
-        }
-        seen.push(id);
-    }
-    Ok(())
 }
 
 impl Log for RedisLog {

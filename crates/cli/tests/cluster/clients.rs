@@ -24,7 +24,12 @@ pub fn seq(id: &str) -> u64 {
 
 /// One HTTP/1.1 request with `Connection: close`, without panicking on a
 /// dead node: `None` when the connection failed.
-pub fn try_request(addr: SocketAddr, method: &str, target: &str, body: &str) -> Option<(u16, String)> {
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    body: &str,
+) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
     let req = format!(
@@ -120,7 +125,11 @@ impl Reader {
     pub fn wait_reset(&self, limit: Duration) {
         let start = Instant::now();
         while self.seen.lock().unwrap().resets.is_empty() {
-            assert!(start.elapsed() < limit, "{:?} reader was never told of a reset", self.transport);
+            assert!(
+                start.elapsed() < limit,
+                "{:?} reader was never told of a reset",
+                self.transport
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -164,7 +173,9 @@ fn run(
         let addr = nodes[node % nodes.len()];
         let ok = match transport {
             Transport::Poll => poll_once(addr, topics, &mut last, seen),
-            Transport::Sse | Transport::Ndjson => stream(transport, addr, topics, &mut last, seen, stop),
+            Transport::Sse | Transport::Ndjson => {
+                stream(transport, addr, topics, &mut last, seen, stop)
+            }
         };
         if !ok {
             // The node is gone (or going): resume on the next one.
@@ -216,7 +227,11 @@ fn stream(
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
         return false;
     };
-    let path = if transport == Transport::Sse { "/sse" } else { "/stream" };
+    let path = if transport == Transport::Sse {
+        "/sse"
+    } else {
+        "/stream"
+    };
     let req = format!(
         "GET {path}?{} HTTP/1.1\r\nHost: test\r\nLast-Event-ID: {last}\r\n\r\n",
         query(topics)
@@ -233,7 +248,12 @@ fn stream(
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 continue;
             }
             Err(_) => break,

@@ -86,7 +86,11 @@ fn node_args(url: &str) -> Vec<String> {
 /// log order, each once), plus possibly events whose publish outcome was
 /// unknown, with no reset.
 fn assert_exact(what: &str, seen: &Seen, topics: &[String], sent: &Sent, after_seq: u64) {
-    assert!(seen.resets.is_empty(), "{what}: unexpected resets {:?}", seen.resets);
+    assert!(
+        seen.resets.is_empty(),
+        "{what}: unexpected resets {:?}",
+        seen.resets
+    );
     let on_topics = |data: &str| topics.iter().any(|t| data.starts_with(&format!("{t}|")));
     let seqs: Vec<u64> = seen.events.iter().map(|g| seq(&g.id)).collect();
     if let Some(w) = seqs.windows(2).find(|w| w[0] >= w[1]) {
@@ -98,7 +102,11 @@ fn assert_exact(what: &str, seen: &Seen, topics: &[String], sent: &Sent, after_s
         .map(|g| (g.id.as_str(), g.data.as_str()))
         .collect();
     let mut missing = Vec::new();
-    for a in sent.acked.iter().filter(|a| on_topics(&a.data) && seq(&a.id) > after_seq) {
+    for a in sent
+        .acked
+        .iter()
+        .filter(|a| on_topics(&a.data) && seq(&a.id) > after_seq)
+    {
         match got.get(a.id.as_str()) {
             Some(d) => assert_eq!(*d, a.data, "{what}: event {} has other data", a.id),
             None => missing.push(a.id.clone()),
@@ -113,7 +121,10 @@ fn assert_exact(what: &str, seen: &Seen, topics: &[String], sent: &Sent, after_s
     let acked: HashSet<&str> = sent.acked.iter().map(|a| a.id.as_str()).collect();
     let uncertain: HashSet<&str> = sent.uncertain.iter().map(String::as_str).collect();
     for g in &seen.events {
-        assert!(on_topics(&g.data), "{what}: event {g:?} is on another topic");
+        assert!(
+            on_topics(&g.data),
+            "{what}: event {g:?} is on another topic"
+        );
         assert!(
             acked.contains(g.id.as_str()) || uncertain.contains(g.data.as_str()),
             "{what}: event {g:?} was never published"
@@ -140,9 +151,21 @@ pub fn cross_node_delivery(kind: Kind) {
         }
     }
     // A publisher-supplied id, used as a resume cursor on another node.
-    let (s, body) = try_request(c.nodes[0].addr, "POST", "/publish?topic=x&id=mine-1", "x|mine").unwrap();
+    let (s, body) = try_request(
+        c.nodes[0].addr,
+        "POST",
+        "/publish?topic=x&id=mine-1",
+        "x|mine",
+    )
+    .unwrap();
     assert_eq!(s, 200, "{body}");
-    let (s, body) = try_request(c.nodes[2].addr, "POST", "/publish?topic=x&id=mine-1", "x|again").unwrap();
+    let (s, body) = try_request(
+        c.nodes[2].addr,
+        "POST",
+        "/publish?topic=x&id=mine-1",
+        "x|again",
+    )
+    .unwrap();
     assert_eq!(s, 409, "a duplicate id is refused on every node: {body}");
     assert!(body.contains("duplicate_id"), "{body}");
     assert_eq!(publish(c.nodes[1].addr, "x", "x|last", &sent), 200);
@@ -158,14 +181,28 @@ pub fn cross_node_delivery(kind: Kind) {
         assert_exact(&what, &seen, &topics, &sent.lock().unwrap(), 0);
         orders.push(seen.events);
     }
-    assert!(orders.windows(2).all(|w| w[0] == w[1]), "every reader saw one order");
+    assert!(
+        orders.windows(2).all(|w| w[0] == w[1]),
+        "every reader saw one order"
+    );
     assert_eq!(orders[0].len(), 16);
 
     // Resume after the publisher's id on a node that did not take it.
-    let (s, body) = try_request(c.nodes[1].addr, "GET", "/poll?topic=x&since=mine-1&timeout=0", "").unwrap();
+    let (s, body) = try_request(
+        c.nodes[1].addr,
+        "GET",
+        "/poll?topic=x&since=mine-1&timeout=0",
+        "",
+    )
+    .unwrap();
     assert_eq!(s, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let datas: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["data"].as_str().unwrap()).collect();
+    let datas: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
     assert_eq!(datas, ["x|last"], "{body}");
 }
 
@@ -202,7 +239,13 @@ pub fn node_killed_mid_stream(kind: Kind) {
     reader.wait_for(&format!("k|{}", n - 1), WAIT);
     let seen = reader.finish();
     assert!(seen.connections >= 2, "the reader moved to another node");
-    assert_exact("resumed reader", &seen, &["k".into()], &sent.lock().unwrap(), 0);
+    assert_exact(
+        "resumed reader",
+        &seen,
+        &["k".into()],
+        &sent.lock().unwrap(),
+        0,
+    );
 }
 
 /// The broker goes away: publishes fail with 503 and a clear message, nodes
@@ -217,24 +260,32 @@ pub fn broker_restart(kind: Kind, wipe: bool) {
     let reader = Reader::start(Transport::Sse, &["r"], c.addrs(), 2, from.clone());
     let sent = Mutex::new(Sent::default());
     for i in 0..20 {
-        assert_eq!(publish(c.nodes[i % 3].addr, "r", &format!("r|{i}"), &sent), 200);
+        assert_eq!(
+            publish(c.nodes[i % 3].addr, "r", &format!("r|{i}"), &sent),
+            200
+        );
     }
     reader.wait_for("r|19", WAIT);
 
     c.broker.kill9();
-    let (status, body) = try_request(c.nodes[0].addr, "POST", "/publish?topic=r", "r|down").unwrap();
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("store_unavailable"), "{body}");
     let start = Instant::now();
     loop {
-        let (s, body) = try_request(c.nodes[1].addr, "GET", "/readyz", "").unwrap();
+        let (s, body) = try_request(c.nodes[0].addr, "GET", "/readyz", "").unwrap();
         if s == 503 {
-            assert!(body.contains("broker"), "{body}");
+            assert!(body.contains("broker out of reach"), "{body}");
             break;
         }
-        assert!(start.elapsed() < WAIT, "/readyz stayed ready with the broker down");
+        assert!(
+            start.elapsed() < WAIT,
+            "/readyz stayed ready with the broker down"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Refused clearly (and not stored later: the test's readers would see it).
+    let (status, body) =
+        try_request(c.nodes[0].addr, "POST", "/publish?topic=r", "r|down").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("store_unavailable"), "{body}");
 
     c.broker.restart(wipe);
     c.wait_ready();
@@ -244,19 +295,55 @@ pub fn broker_restart(kind: Kind, wipe: bool) {
         reader.wait_reset(WAIT);
     }
     let new_epoch = c.epoch();
+    // The publisher-id index works after the restart, on every node.
+    let (s, body) = try_request(
+        c.nodes[0].addr,
+        "POST",
+        "/publish?topic=r2&id=after-restart",
+        "x",
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = try_request(
+        c.nodes[1].addr,
+        "GET",
+        "/poll?topic=r2&since=after-restart&timeout=0",
+        "",
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        !body.contains("reset"),
+        "the id resolves on another node: {body}"
+    );
     for i in 20..40 {
-        assert_eq!(publish(c.nodes[i % 3].addr, "r", &format!("r|{i}"), &sent), 200);
+        assert_eq!(
+            publish(c.nodes[i % 3].addr, "r", &format!("r|{i}"), &sent),
+            200
+        );
     }
     if !wipe {
         assert_eq!(new_epoch, epoch, "the stream survived: same epoch");
         reader.wait_for("r|39", WAIT);
         let seen = reader.finish();
-        assert_exact("reader across the restart", &seen, &["r".into()], &sent.lock().unwrap(), 0);
+        assert_exact(
+            "reader across the restart",
+            &seen,
+            &["r".into()],
+            &sent.lock().unwrap(),
+            0,
+        );
         return;
     }
     assert_ne!(new_epoch, epoch, "a lost stream starts a new epoch");
     // A client resuming from the old epoch is told, never given a partial replay.
-    let (s, body) = try_request(c.nodes[0].addr, "GET", &format!("/poll?topic=r&since={epoch}-19&timeout=0"), "").unwrap();
+    let (s, body) = try_request(
+        c.nodes[0].addr,
+        "GET",
+        &format!("/poll?topic=r&since={epoch}-19&timeout=0"),
+        "",
+    )
+    .unwrap();
     assert_eq!(s, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["reset"]["reason"], "epoch", "{body}");
@@ -331,7 +418,11 @@ pub fn mixed_run(kind: Kind) {
         assert_eq!(publish(c.nodes[1].addr, t, &format!("{t}|end"), &sent), 200);
     }
     let sent = sent.lock().unwrap().clone();
-    assert!(sent.acked.len() > 1000, "enough traffic: {} events", sent.acked.len());
+    assert!(
+        sent.acked.len() > 1000,
+        "enough traffic: {} events",
+        sent.acked.len()
+    );
     for r in &readers {
         for t in &r.topics {
             r.wait_for(&format!("{t}|end"), Duration::from_secs(60));
