@@ -126,7 +126,10 @@ fn check_draft(d: &Draft, v: &Value, l: &Limits) {
     );
     assert_eq!(
         d.retry.map(u64::from),
-        obj.get("retry").and_then(Value::as_u64)
+        // A whole number, written as an integer or as a float (`3000.0`).
+        obj.get("retry").and_then(|r| r
+            .as_u64()
+            .or_else(|| r.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as u64)))
     );
     assert_eq!(
         d.private,

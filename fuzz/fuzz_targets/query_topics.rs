@@ -54,7 +54,9 @@ fn check_topic(name: &str, max: usize) {
 fn check_query(q: &Query, values: &[String], limits: &herald_core::Limits, not_utf8: bool) {
     let got = q.topics(limits);
     if not_utf8 {
-        let rej = got.as_ref().expect_err("a query that is not UTF-8 is refused");
+        let rej = got
+            .as_ref()
+            .expect_err("a query that is not UTF-8 is refused");
         assert_eq!((rej.status.as_u16(), rej.code), (400, "invalid_query"));
         assert_eq!(q.selector(limits).err(), got.err());
         return;

@@ -43,7 +43,6 @@ mod grants;
 mod jwks;
 mod keys;
 mod mint;
-pub mod pattern;
 mod refresh;
 mod verify;
 
@@ -53,10 +52,11 @@ pub use extract::{
     DEFAULT_COOKIE, ExtractError, FoundToken, QUERY_PARAM, TokenSource, TokenSources, extract_token,
 };
 pub use grants::Grants;
+/// Topic selectors live in the core (subscriptions match them too).
+pub use herald_core::pattern::{self, PatternError, TopicPattern};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{JWKS_FETCH_TIMEOUT, MAX_JWKS_BYTES};
 pub use keys::MIN_SECRET_LEN;
 pub use mint::{MintError, MintOptions, SigningKey, mint, mint_with};
-pub use pattern::{PatternError, TopicPattern};
 pub use refresh::KID_MISS_COOLDOWN;
 pub use verify::{Claims, MAX_KEYS_TRIED, Verified, Verifier};

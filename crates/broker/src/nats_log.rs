@@ -29,7 +29,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use herald_core::{
-    AppendError, BoxFuture, Draft, Event, EventId, Fanout, Log, LogStats, ReadError, Topic,
+    AppendError, BoxFuture, Draft, Event, EventId, Fanout, Log, LogStats, ReadError, SCAN_BUDGET,
+    ScanPage, Selector, Topic,
 };
 use tokio::sync::Notify;
 
@@ -369,32 +370,36 @@ impl Inner {
         }
     }
 
-    async fn read(
+    /// Examines retained events after `after` in order, keeping those
+    /// `matches` accepts, until `limit` kept or `budget` examined.
+    async fn scan_with(
         &self,
-        topics: &[Topic],
+        matches: &(dyn Fn(&Event) -> bool + Sync),
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Arc<Event>>, ReadError> {
+        budget: usize,
+    ) -> Result<ScanPage, ReadError> {
         let epoch = self.progress.epoch();
-        let mut s = self.stream().await.map_err(ReadError::Unavailable)?;
-        let state = s
-            .info()
-            .await
-            .map_err(|e| ReadError::Unavailable(e.to_string()))?
-            .state
-            .clone();
-        if epoch_of(s.cached_info()) != epoch {
+        let s = self.stream().await.map_err(ReadError::Unavailable)?;
+        let info = s.cached_info();
+        if epoch_of(info) != epoch {
             self.check_now.store(true, Ordering::Release);
             return Err(ReadError::Unavailable(
                 "the JetStream stream was recreated".into(),
             ));
         }
-        let floor = state.first_sequence.saturating_sub(1);
+        let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+        let floor = first.saturating_sub(1);
         if after < floor {
             return Err(ReadError::Expired { oldest_kept: floor });
         }
-        if after >= state.last_sequence {
-            return Ok(Vec::new());
+        let mut page = ScanPage {
+            through: after,
+            ..ScanPage::default()
+        };
+        if after >= last || limit == 0 || budget == 0 {
+            page.more = after < last;
+            return Ok(page);
         }
         let consumer = s
             .create_consumer(consumer::pull::Config {
@@ -408,31 +413,33 @@ impl Inner {
             })
             .await
             .map_err(|e| ReadError::Unavailable(format!("nats: {e}")))?;
-        let out = self
-            .read_with(&consumer, topics, after, state.last_sequence, limit, epoch)
+        let scanned = self
+            .scan_consumer(&consumer, matches, &mut page, last, limit, budget, epoch)
             .await;
         let name = consumer.cached_info().name.clone();
         let _ = s.delete_consumer(&name).await;
-        out
+        scanned.map(|()| page)
     }
 
-    /// Fetches pages from `consumer` until `last` or `limit` matching events.
-    async fn read_with(
+    /// Fetches pages from `consumer` into `page` until `last`, `limit`
+    /// matches or `budget` examined.
+    #[allow(clippy::too_many_arguments)]
+    async fn scan_consumer(
         &self,
         consumer: &consumer::Consumer<consumer::pull::Config>,
-        topics: &[Topic],
-        after: u64,
+        matches: &(dyn Fn(&Event) -> bool + Sync),
+        page: &mut ScanPage,
         last: u64,
         limit: usize,
+        budget: usize,
         epoch: u64,
-    ) -> Result<Vec<Arc<Event>>, ReadError> {
+    ) -> Result<(), ReadError> {
         let err = |e: &dyn std::fmt::Display| ReadError::Unavailable(format!("nats: {e}"));
-        let mut out = Vec::new();
-        let mut next = after + 1;
-        while next <= last {
+        let mut examined = 0;
+        while page.through < last {
             let mut batch = consumer
                 .fetch()
-                .max_messages(READ_PAGE)
+                .max_messages(READ_PAGE.min(budget - examined))
                 .expires(self.opts.timeout)
                 .messages()
                 .await
@@ -442,23 +449,25 @@ impl Inner {
                 let msg = msg.map_err(|e| err(&e))?;
                 let seq = msg.info().map_err(|e| err(&e))?.stream_sequence;
                 got += 1;
-                if seq != next {
-                    // Retention removed events while this read was running.
+                if seq != page.through + 1 {
+                    // Retention removed events while this scan was running.
                     return Err(ReadError::Expired {
                         oldest_kept: seq - 1,
                     });
                 }
-                next = seq + 1;
+                examined += 1;
+                page.through = seq;
                 let ev = herald_store::event_codec::decode(seq, epoch, &msg.payload)
                     .map_err(ReadError::Unavailable)?;
-                if ev.topics.iter().any(|t| topics.contains(t)) {
-                    out.push(Arc::new(ev));
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
+                if matches(&ev) {
+                    page.events.push(Arc::new(ev));
+                }
+                if page.events.len() >= limit || examined >= budget {
+                    page.more = seq < last;
+                    return Ok(());
                 }
                 if seq >= last {
-                    return Ok(out);
+                    return Ok(());
                 }
             }
             if got == 0 {
@@ -467,7 +476,7 @@ impl Inner {
                 ));
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn lookup_id(&self, id: String) -> Result<Option<u64>, ReadError> {
@@ -531,7 +540,28 @@ impl Log for NatsLog {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, ReadError>> {
-        Box::pin(async move { self.inner.read(&topics, after, limit).await })
+        Box::pin(async move {
+            let on_topics = |ev: &Event| ev.topics.iter().any(|t| topics.contains(t));
+            let page = self
+                .inner
+                .scan_with(&on_topics, after, limit, usize::MAX)
+                .await?;
+            Ok(page.events)
+        })
+    }
+
+    fn scan(
+        &self,
+        selector: Selector,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<ScanPage, ReadError>> {
+        Box::pin(async move {
+            let matching = |ev: &Event| selector.matches(ev.topics.iter());
+            self.inner
+                .scan_with(&matching, after, limit, SCAN_BUDGET)
+                .await
+        })
     }
 
     fn lookup_id(&self, id: String) -> BoxFuture<'_, Result<Option<u64>, ReadError>> {

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use herald_core::{
-    AppendError, BoxFuture, Draft, Event, EventId, Fanout, Log, LogStats, ReadError, Topic,
+    AppendError, BoxFuture, Draft, Event, EventId, Fanout, Log, LogStats, ReadError, SCAN_BUDGET,
+    ScanPage, Selector, Topic,
 };
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -261,33 +262,41 @@ impl Inner {
         Ok(out)
     }
 
-    async fn read(
+    /// Examines retained events after `after` in order, keeping those
+    /// `matches` accepts, until `limit` kept or `budget` examined.
+    async fn scan_with(
         &self,
-        topics: &[Topic],
+        matches: &(dyn Fn(&Event) -> bool + Sync),
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Arc<Event>>, ReadError> {
+        budget: usize,
+    ) -> Result<ScanPage, ReadError> {
         let epoch = self.progress.epoch();
-        let mut out = Vec::new();
-        let mut cursor = after;
+        let mut page = ScanPage {
+            through: after,
+            ..ScanPage::default()
+        };
+        let mut examined = 0;
         loop {
-            let (floor, page) = self.read_page(epoch, cursor).await?;
-            if cursor < floor {
+            let (floor, entries) = self.read_page(epoch, page.through).await?;
+            if page.through < floor {
                 return Err(ReadError::Expired { oldest_kept: floor });
             }
-            let full = page.len() == READ_PAGE;
-            for entry in &page {
-                cursor = entry.seq;
+            let full = entries.len() == READ_PAGE;
+            for entry in &entries {
+                if page.events.len() >= limit || examined >= budget {
+                    page.more = true;
+                    return Ok(page);
+                }
+                examined += 1;
+                page.through = entry.seq;
                 let ev = reply::decode(entry, epoch).map_err(ReadError::Unavailable)?;
-                if ev.topics.iter().any(|t| topics.contains(t)) {
-                    out.push(ev);
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
+                if matches(&ev) {
+                    page.events.push(ev);
                 }
             }
             if !full {
-                return Ok(out);
+                return Ok(page);
             }
         }
     }
@@ -392,7 +401,28 @@ impl Log for RedisLog {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, ReadError>> {
-        Box::pin(async move { self.inner.read(&topics, after, limit).await })
+        Box::pin(async move {
+            let on_topics = |ev: &Event| ev.topics.iter().any(|t| topics.contains(t));
+            let page = self
+                .inner
+                .scan_with(&on_topics, after, limit, usize::MAX)
+                .await?;
+            Ok(page.events)
+        })
+    }
+
+    fn scan(
+        &self,
+        selector: Selector,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<ScanPage, ReadError>> {
+        Box::pin(async move {
+            let matching = |ev: &Event| selector.matches(ev.topics.iter());
+            self.inner
+                .scan_with(&matching, after, limit, SCAN_BUDGET)
+                .await
+        })
     }
 
     fn lookup_id(&self, id: String) -> BoxFuture<'_, Result<Option<u64>, ReadError>> {

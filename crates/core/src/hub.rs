@@ -126,7 +126,8 @@ impl Hub {
             });
         }
         let topics = selector.exact_topics().cloned().collect();
-        let mut sub = Subscription::new(self.log.clone(), self.fanout.clone(), topics, 0);
+        let patterns = selector.patterns().cloned().collect();
+        let mut sub = Subscription::new(self.log.clone(), self.fanout.clone(), topics, patterns, 0);
         // Read after the cursors exist: anything committed later reaches a ring.
         let head = self.head();
         sub.start_live(head.seq);

@@ -31,6 +31,7 @@ pub mod fanout;
 pub mod hub;
 pub mod json;
 pub mod log;
+pub mod pattern;
 pub mod position;
 pub mod sse;
 pub mod subscription;
@@ -39,7 +40,9 @@ pub mod topic;
 pub use event::{Draft, DraftError, Event, EventId, Limits};
 pub use fanout::Fanout;
 pub use hub::{Hub, PublishError, SubscribeError};
-pub use log::{AppendError, BoxFuture, Log, LogStats, MemoryLog, ReadError, Retention};
+pub use log::{
+    AppendError, BoxFuture, Log, LogStats, MemoryLog, ReadError, Retention, SCAN_BUDGET, ScanPage,
+};
 pub use position::{Position, Resume};
 pub use subscription::{PrivateFilter, Reset, ResetReason, Subscription, SubscriptionEnd};
-pub use topic::{Selector, Topic, TopicError};
+pub use topic::{Match, Pattern, Selector, Topic, TopicError};

@@ -14,7 +14,22 @@ use std::time::Duration;
 pub use memory::MemoryLog;
 
 use crate::event::{Draft, Event};
-use crate::topic::Topic;
+use crate::topic::{Selector, Topic};
+
+/// Most retained events one [`Log::scan`] call examines.
+pub const SCAN_BUDGET: usize = 4096;
+
+/// One page of a pattern scan ([`Log::scan`]).
+#[derive(Debug, Default)]
+pub struct ScanPage {
+    /// The matching events, in `seq` order.
+    pub events: Vec<Arc<Event>>,
+    /// Every retained event with `after < seq <= through` was examined; the
+    /// next page starts after it.
+    pub through: u64,
+    /// Whether retained events after `through` remain to be examined.
+    pub more: bool,
+}
 
 /// A boxed, sendable future (the trait is used as `Arc<dyn Log>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -110,6 +125,19 @@ pub trait Log: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, ReadError>>;
+
+    /// Retained events with `seq > after` whose topics match `selector`
+    /// (exact topics and patterns), in `seq` order, each once: examines
+    /// events in order and stops after `limit` matches or [`SCAN_BUDGET`]
+    /// examined events. For subscriptions with patterns, which cannot use the
+    /// per-topic index. Fails with [`ReadError::Expired`] when retention
+    /// removed events after `after` from a topic the selector matches.
+    fn scan(
+        &self,
+        selector: Selector,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<ScanPage, ReadError>>;
 
     /// The `seq` of the retained event with this publisher-supplied id.
     fn lookup_id(&self, id: String) -> BoxFuture<'_, Result<Option<u64>, ReadError>>;

@@ -13,6 +13,11 @@
 //! drops the overlap. A cursor that falls a whole ring behind (`Lagged`) sends
 //! the subscription back to step 1 from its last yielded `seq`, so a slow
 //! subscriber costs one page of memory and loses nothing.
+//!
+//! A subscription with patterns also holds a cursor into the fan-out's
+//! hub-wide ring (the last cursor) and skips the events there that no pattern
+//! matches; its history comes from [`Log::scan`] instead of the per-topic
+//! index, page by page, remembering how far the scan got.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,7 +28,7 @@ use crate::event::Event;
 use crate::fanout::Fanout;
 use crate::log::{Log, ReadError};
 use crate::position::Position;
-use crate::topic::Topic;
+use crate::topic::{Pattern, Selector, Topic};
 
 /// Events read from the log per catch-up page.
 pub(crate) const PAGE: usize = 256;
@@ -84,6 +89,11 @@ struct Rare {
     reset: Option<Reset>,
     /// Set for subscribers that may not see every private event.
     private_filter: Option<PrivateFilter>,
+    /// Patterns watched through the hub-wide ring (its cursor is the last one).
+    patterns: Box<[Pattern]>,
+    /// How far history scans got (patterns only): the next scan starts after
+    /// the higher of this and the last yielded `seq`.
+    scanned: u64,
 }
 
 struct Cursor {
@@ -126,26 +136,44 @@ impl Subscription {
         log: Arc<dyn Log>,
         fanout: Arc<Fanout>,
         topics: Box<[Topic]>,
+        patterns: Box<[Pattern]>,
         last: u64,
     ) -> Self {
-        let cursors = topics
+        let mut cursors: Vec<Cursor> = topics
             .iter()
             .map(|t| Cursor {
                 rx: fanout.watch(t),
                 peek: None,
             })
             .collect();
+        let rare = if patterns.is_empty() {
+            None
+        } else {
+            cursors.push(Cursor {
+                rx: fanout.watch_all(),
+                peek: None,
+            });
+            Some(Box::new(Rare {
+                patterns,
+                ..Rare::default()
+            }))
+        };
         Subscription {
             log,
             fanout,
             topics,
-            cursors,
+            cursors: cursors.into_boxed_slice(),
             last,
             backlog: VecDeque::new(),
             catching_up: false,
-            rare: None,
+            rare,
             lag_reported: false,
         }
+    }
+
+    /// The patterns this subscription watches.
+    pub fn patterns(&self) -> &[Pattern] {
+        self.rare.as_deref().map_or(&[], |r| &r.patterns)
     }
 
     /// Starts catch-up after `seq`, reading the first page now so an expired
@@ -198,14 +226,16 @@ impl Subscription {
 
     /// Stops watching every topic of `remove` this subscription watches (others
     /// are ignored), and drops history already read that only those topics
-    /// carried. Returns whether any topic is still watched; the position is
-    /// unchanged, so the remaining topics continue without a gap.
+    /// carried. Returns whether any topic or pattern is still watched; the
+    /// position is unchanged, so the rest continues without a gap.
     pub fn remove_topics(&mut self, remove: &[Topic]) -> bool {
+        let has_patterns = !self.patterns().is_empty();
         if !self.topics.iter().any(|t| remove.contains(t)) {
-            return !self.topics.is_empty();
+            return !self.topics.is_empty() || has_patterns;
         }
         let topics = std::mem::take(&mut self.topics).into_vec();
-        let cursors = std::mem::take(&mut self.cursors).into_vec();
+        let mut cursors = std::mem::take(&mut self.cursors).into_vec();
+        let all_cursor = if has_patterns { cursors.pop() } else { None };
         let (mut kept_topics, mut kept_cursors) = (Vec::new(), Vec::new());
         for (topic, cursor) in topics.into_iter().zip(cursors) {
             if remove.contains(&topic) {
@@ -216,15 +246,20 @@ impl Subscription {
                 kept_cursors.push(cursor);
             }
         }
+        kept_cursors.extend(all_cursor);
         self.topics = kept_topics.into_boxed_slice();
         self.cursors = kept_cursors.into_boxed_slice();
         let watched = &self.topics;
-        self.backlog
-            .retain(|ev| ev.topics.iter().any(|t| watched.contains(t)));
-        if self.topics.is_empty() {
+        let patterns = self.rare.as_deref().map_or(&[][..], |r| &r.patterns);
+        self.backlog.retain(|ev| {
+            ev.topics.iter().any(|t| watched.contains(t))
+                || patterns.iter().any(|p| p.matches_any(ev.topics.iter()))
+        });
+        let watching = !self.topics.is_empty() || has_patterns;
+        if !watching {
             self.catching_up = false;
         }
-        !self.topics.is_empty()
+        watching
     }
 
     /// Highest `seq` yielded so far (or the start position).
@@ -309,6 +344,18 @@ impl Subscription {
     }
 
     async fn read_page(&mut self) -> Result<(), ReadError> {
+        if let Some(rare) = self.rare.as_deref().filter(|r| !r.patterns.is_empty()) {
+            let selector =
+                Selector::new(self.topics.iter().cloned(), rare.patterns.iter().cloned());
+            let after = self.last.max(rare.scanned);
+            let page = self.log.scan(selector, after, PAGE).await?;
+            self.catching_up = page.more;
+            self.backlog.extend(page.events);
+            if let Some(rare) = self.rare.as_deref_mut() {
+                rare.scanned = page.through;
+            }
+            return Ok(());
+        }
         let page = self.log.read(self.topics.to_vec(), self.last, PAGE).await?;
         self.catching_up = page.len() == PAGE;
         self.backlog.extend(page);
@@ -339,13 +386,27 @@ impl Subscription {
         } else {
             self.fanout.high_water()
         };
-        for c in &mut self.cursors {
-            if c.peek.is_none() {
-                match c.rx.try_recv() {
-                    Ok(ev) => c.peek = Some(ev),
-                    Err(TryRecvError::Empty) => {}
-                    Err(TryRecvError::Lagged(_)) => return Step::Lagged,
-                    Err(TryRecvError::Closed) => return Step::Closed,
+        let patterns = self.rare.as_deref().map_or(&[][..], |r| &r.patterns);
+        // With patterns, the last cursor reads every event: skip the others.
+        let all_cursor = (!patterns.is_empty()).then(|| self.cursors.len() - 1);
+        for (i, c) in self.cursors.iter_mut().enumerate() {
+            loop {
+                if c.peek.is_none() {
+                    match c.rx.try_recv() {
+                        Ok(ev) => c.peek = Some(ev),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Lagged(_)) => return Step::Lagged,
+                        Err(TryRecvError::Closed) => return Step::Closed,
+                    }
+                }
+                match &c.peek {
+                    Some(ev)
+                        if all_cursor == Some(i)
+                            && !patterns.iter().any(|p| p.matches_any(ev.topics.iter())) =>
+                    {
+                        c.peek = None;
+                    }
+                    _ => break,
                 }
             }
         }
@@ -405,6 +466,9 @@ impl Drop for Subscription {
         self.cursors = Box::new([]);
         for t in self.topics.iter() {
             self.fanout.release(t);
+        }
+        if !self.patterns().is_empty() {
+            self.fanout.release_all();
         }
     }
 }

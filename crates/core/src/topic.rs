@@ -1,13 +1,16 @@
 //! Topic names and selectors.
 //!
 //! A topic is an opaque UTF-8 string (URLs and paths are common). A [`Selector`]
-//! is what a subscriber asks for: today a list of exact topics. Wildcards and URI
-//! templates will be added as further [`Match`] variants, matched on publish
-//! against a separate list, so exact topics keep their hash-map lookup.
+//! is what a subscriber asks for: exact topics, looked up in the fan-out's hash
+//! map, and [`Pattern`]s (globs such as `/chat/*`, or a protocol's own
+//! matcher), tested against every published event by the few subscriptions
+//! that hold them.
 
 use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
+
+use crate::pattern::{PatternError, TopicPattern};
 
 /// A validated topic name. Cheap to clone (an `Arc<str>`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,11 +77,88 @@ impl fmt::Debug for Topic {
     }
 }
 
+/// A topic pattern in a subscription, matched against every topic of every
+/// published event: a segment glob ([`TopicPattern`]: `*`, `/a/*`, `/a/**`)
+/// or a matcher supplied by a protocol adapter (Mercure's URI templates and
+/// URL patterns). Patterns are for the few subscribers that need them: a
+/// pattern subscription examines every event (see [`crate::fanout`]).
+#[derive(Clone)]
+pub struct Pattern {
+    /// Identifies the pattern (two patterns with one label are the same
+    /// pattern): the glob as written, or a protocol-prefixed source.
+    label: Arc<str>,
+    test: Test,
+}
+
+#[derive(Clone)]
+enum Test {
+    Glob(Arc<TopicPattern>),
+    Custom(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+}
+
+impl Pattern {
+    /// A segment glob (syntax in [`crate::pattern`]); a string without
+    /// wildcard segments is a pattern matching exactly that topic.
+    pub fn glob(s: &str) -> Result<Pattern, PatternError> {
+        let p = TopicPattern::parse(s)?;
+        Ok(Pattern {
+            label: Arc::from(p.as_str()),
+            test: Test::Glob(Arc::new(p)),
+        })
+    }
+
+    /// A pattern tested by `test`. `label` must identify the matcher (say
+    /// `"template:/books/{id}"`): patterns are compared by label.
+    pub fn custom(
+        label: impl Into<Arc<str>>,
+        test: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) -> Pattern {
+        Pattern {
+            label: label.into(),
+            test: Test::Custom(Arc::new(test)),
+        }
+    }
+
+    /// Whether `topic` matches.
+    pub fn matches(&self, topic: &str) -> bool {
+        match &self.test {
+            Test::Glob(g) => g.matches(topic),
+            Test::Custom(f) => f(topic),
+        }
+    }
+
+    /// The label (for a glob, the glob as written).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Whether any of `topics` matches.
+    pub fn matches_any<'a>(&self, mut topics: impl Iterator<Item = &'a Topic>) -> bool {
+        topics.any(|t| self.matches(t.as_str()))
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.label == other.label
+    }
+}
+
+impl Eq for Pattern {}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pattern({:?})", &*self.label)
+    }
+}
+
 /// One clause of a [`Selector`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
     /// Exactly this topic.
     Exact(Topic),
+    /// Every topic the pattern matches.
+    Pattern(Pattern),
 }
 
 /// What a subscriber asks for: the union of its clauses.
@@ -90,9 +170,21 @@ pub struct Selector {
 impl Selector {
     /// A selector for exactly these topics (duplicates are dropped, order kept).
     pub fn exact(topics: impl IntoIterator<Item = Topic>) -> Self {
+        Selector::new(topics, [])
+    }
+
+    /// A selector for these exact topics and patterns (duplicates dropped,
+    /// order kept).
+    pub fn new(
+        topics: impl IntoIterator<Item = Topic>,
+        patterns: impl IntoIterator<Item = Pattern>,
+    ) -> Self {
         let mut clauses: Vec<Match> = Vec::new();
-        for t in topics {
-            let m = Match::Exact(t);
+        let all = topics
+            .into_iter()
+            .map(Match::Exact)
+            .chain(patterns.into_iter().map(Match::Pattern));
+        for m in all {
             if !clauses.contains(&m) {
                 clauses.push(m);
             }
@@ -102,8 +194,17 @@ impl Selector {
 
     /// The exact topics this selector names.
     pub fn exact_topics(&self) -> impl Iterator<Item = &Topic> {
-        self.clauses.iter().map(|m| match m {
-            Match::Exact(t) => t,
+        self.clauses.iter().filter_map(|m| match m {
+            Match::Exact(t) => Some(t),
+            Match::Pattern(_) => None,
+        })
+    }
+
+    /// The patterns of this selector.
+    pub fn patterns(&self) -> impl Iterator<Item = &Pattern> {
+        self.clauses.iter().filter_map(|m| match m {
+            Match::Pattern(p) => Some(p),
+            Match::Exact(_) => None,
         })
     }
 
@@ -122,6 +223,7 @@ impl Selector {
         topics.any(|t| {
             self.clauses.iter().any(|m| match m {
                 Match::Exact(x) => x == t,
+                Match::Pattern(p) => p.matches(t.as_str()),
             })
         })
     }
@@ -153,5 +255,28 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert!(s.matches([&b, &a].into_iter()));
         assert!(!s.matches([&b].into_iter()));
+    }
+
+    #[test]
+    fn patterns_match_and_dedup_by_label() {
+        let deep = Topic::parse("/chat/room1/x", 99).unwrap();
+        let one = Topic::parse("/chat/room1", 99).unwrap();
+        let s = Selector::new(
+            [],
+            [
+                Pattern::glob("/chat/*").unwrap(),
+                Pattern::glob("/chat/*").unwrap(),
+                Pattern::custom("ends-x", |t: &str| t.ends_with("/x")),
+            ],
+        );
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.exact_topics().count(), 0);
+        assert!(s.matches([&one].into_iter()));
+        assert!(s.matches([&deep].into_iter()));
+        assert!(
+            !Selector::new([], [Pattern::glob("/chat/*").unwrap()]).matches([&deep].into_iter())
+        );
+        assert!(Pattern::glob("/chat/**").unwrap().matches(deep.as_str()));
+        assert!(Pattern::glob("a/**/b").is_err());
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use herald_core::{
-    Draft, Event, Fanout, Hub, Limits, MemoryLog, Position, Resume, Retention, Selector,
+    Draft, Event, Fanout, Hub, Limits, MemoryLog, Pattern, Position, Resume, Retention, Selector,
     Subscription, Topic,
 };
 use proptest::prelude::*;
@@ -38,6 +38,19 @@ fn topics(mask: u8) -> Vec<Topic> {
         .filter(|(i, _)| mask & (1 << i) != 0)
         .map(|(_, t)| Topic::parse(t, 64).unwrap())
         .collect()
+}
+
+/// A selector for the topics of `mask`: those in `patterned` through a
+/// pattern (the hub-wide ring and log scans), the others exactly.
+fn selector(mask: u8, patterned: u8) -> Selector {
+    let through_pattern = mask & patterned;
+    let pattern_topics = topics(through_pattern);
+    let patterns = (through_pattern != 0).then(|| {
+        Pattern::custom(format!("mask:{through_pattern}"), move |t: &str| {
+            pattern_topics.iter().any(|x| x.as_str() == t)
+        })
+    });
+    Selector::new(topics(mask & !patterned), patterns)
 }
 
 fn mask_of(ev: &Event) -> u8 {
@@ -114,14 +127,12 @@ enum Op {
     Burst(usize),
     Subscribe {
         mask: u8,
+        /// Topics of `mask` matched through a pattern rather than exactly.
+        patterned: u8,
         from: Start,
     },
     /// Take up to `k` events from subscriber `sub` (mod the number alive).
-    Drain {
-        sub: usize,
-        k: usize,
-        how: How,
-    },
+    Drain { sub: usize, k: usize, how: How },
     /// Drop subscriber `sub` (mod the number alive).
     Drop(usize),
 }
@@ -141,7 +152,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => prop::collection::vec(mask.clone(), 1..=5).prop_map(Op::Publish),
         1 => (200usize..=300).prop_map(Op::Burst),
-        3 => (mask, from).prop_map(|(mask, from)| Op::Subscribe { mask, from }),
+        3 => (mask, prop_oneof![2 => Just(0u8), 1 => 1..=PROP_MASKS], from)
+            .prop_map(|(mask, patterned, from)| Op::Subscribe { mask, patterned, from }),
         6 => (any::<usize>(), 0usize..=6, how).prop_map(|(sub, k, how)| Op::Drain { sub, k, how }),
         1 => any::<usize>().prop_map(Op::Drop),
     ]
@@ -195,6 +207,8 @@ struct Coverage {
     cases: u64,
     lagged_cases: u64,
     multi_page: u64,
+    /// Subscriptions with a pattern.
+    patterned: u64,
     resumed: u64,
     yielded: u64,
 }
@@ -227,7 +241,11 @@ async fn run(case: &Case, cov: &mut Coverage) -> Result<(), TestCaseError> {
                     .collect();
                 publish(&hub, masks, &mut log).await?;
             }
-            Op::Subscribe { mask, from } => {
+            Op::Subscribe {
+                mask,
+                patterned,
+                from,
+            } => {
                 let head = hub.head();
                 prop_assert_eq!(
                     head,
@@ -248,10 +266,13 @@ async fn run(case: &Case, cov: &mut Coverage) -> Result<(), TestCaseError> {
                     Start::Event(_) | Start::Zero => (Resume::After(format!("{EPOCH:x}-0")), 0),
                 };
                 let sub = hub
-                    .subscribe(&Selector::exact(topics(*mask)), resume)
+                    .subscribe(&selector(*mask, *patterned), resume)
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(sub.reset(), None);
+                if mask & patterned != 0 {
+                    cov.patterned += 1;
+                }
                 prop_assert_eq!(sub.last_seq(), start);
                 if start < head.seq {
                     cov.resumed += 1;
@@ -365,6 +386,10 @@ fn every_subscriber_gets_each_matching_event_once_in_order() {
         "no catch-up spanned more than one page: {cov:?}"
     );
     assert!(cov.yielded >= 10 * cov.cases, "{cov:?}");
+    assert!(
+        cov.patterned * 4 >= cov.cases,
+        "too few pattern subscriptions: {cov:?}"
+    );
 }
 
 /// A fixed interleaving that needs several catch-up pages after a lag, with a

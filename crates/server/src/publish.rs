@@ -27,9 +27,24 @@ use crate::routes::json;
 use crate::transports::stream::Body;
 
 /// Handles `POST /publish`.
+/// Query parameters that describe a raw-body event (a JSON body carries its own).
+const RAW_ONLY: [&str; 5] = ["topic", "type", "id", "retry", "private"];
+
+/// Where a publish names its topics.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// `POST /publish`: a JSON body names them, or `topic=` parameters do.
+    Query,
+    /// `POST /topics/{topic}`: the rest of the path, percent-decoded, is the
+    /// one topic, and the body is the data whatever its content type.
+    Path(&'a str),
+}
+
+/// Answers a publish request.
 pub async fn handle(
     req: Request<Incoming>,
     shared: &Arc<Shared>,
+    target: Target<'_>,
 ) -> Result<Response<Body>, Rejection> {
     let access = auth::access(&shared.opts, req.headers(), req.uri().query())?;
     access.may_publish_something()?;
@@ -49,10 +64,26 @@ pub async fn handle(
         });
     let query = Query::parse(req.uri().query());
     let body = read_body(req, shared.opts.max_body_bytes).await?;
-    let (drafts, batch) = if is_json {
-        parse_json_body(&body, limits)?
-    } else {
-        (vec![from_raw(&query, body, limits)?], false)
+    let (drafts, batch) = match target {
+        Target::Path(encoded) => {
+            let topics = vec![path_topic(encoded, limits)?];
+            (vec![from_raw(&query, topics, body, limits)?], false)
+        }
+        Target::Query if is_json => {
+            if let Some(name) = RAW_ONLY.iter().find(|n| query.first(n).is_some()) {
+                return Err(Rejection::bad_request(
+                    "invalid_query",
+                    format!(
+                        "the {name} parameter is for raw bodies; with a JSON body put topic, type, id, retry and private in the JSON"
+                    ),
+                ));
+            }
+            parse_json_body(&body, limits)?
+        }
+        Target::Query => {
+            let topics = query.topics(limits)?;
+            (vec![from_raw(&query, topics, body, limits)?], false)
+        }
     };
     for d in &drafts {
         access.may_publish(&d.topics)?;
@@ -113,8 +144,32 @@ pub(crate) async fn read_body(req: Request<Incoming>, max: usize) -> Result<Byte
     }
 }
 
-fn from_raw(q: &Query, body: Bytes, limits: &Limits) -> Result<Draft, Rejection> {
-    let topics = q.topics(limits)?;
+/// The topic of `POST /topics/{topic}`: the percent-decoded rest of the path.
+fn path_topic(encoded: &str, limits: &Limits) -> Result<Topic, Rejection> {
+    let decoded = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .map_err(|_| {
+            Rejection::bad_request(
+                "invalid_topic",
+                "the topic in the path is not UTF-8 once percent-decoded",
+            )
+        })?;
+    if decoded.is_empty() {
+        return Err(Rejection::bad_request(
+            "missing_topic",
+            "name the topic after /topics/ (percent-encode a / inside it as %2F, or leave it as is)",
+        ));
+    }
+    Ok(Topic::parse(&decoded, limits.max_topic_len)?)
+}
+
+fn from_raw(
+    q: &Query,
+    topics: Vec<Topic>,
+    body: Bytes,
+    limits: &Limits,
+) -> Result<Draft, Rejection> {
+    q.check_utf8()?;
     let retry = q.first("retry").map(parse_retry).transpose()?;
     let mut draft = Draft::new(topics, body, q.first("type"), q.first("id"), retry, limits)?;
     draft.private = q
@@ -174,9 +229,31 @@ pub struct JsonEvent {
     #[serde(rename = "type")]
     kind: Option<String>,
     id: Option<String>,
+    #[serde(default, deserialize_with = "whole_millis")]
     retry: Option<u32>,
     #[serde(default)]
     private: bool,
+}
+
+/// `retry` as JSON allows a whole number to be written: `3000` or `3000.0`.
+fn whole_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|v| u32::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "retry must be a whole number of milliseconds (0 to {}); got {n}",
+                u32::MAX
+            ))
+        })
 }
 
 impl JsonEvent {

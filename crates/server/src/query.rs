@@ -31,7 +31,7 @@ impl Query {
         Query { pairs, not_utf8 }
     }
 
-    fn check_utf8(&self) -> Result<(), Rejection> {
+    pub(crate) fn check_utf8(&self) -> Result<(), Rejection> {
         match &self.not_utf8 {
             None => Ok(()),
             Some(name) => Err(Rejection::bad_request(

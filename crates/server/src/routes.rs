@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use crate::cors;
 use crate::listener::Shared;
 use crate::metrics;
-use crate::publish;
+use crate::publish::{self, Target};
 use crate::rejection::Rejection;
 use crate::transports::stream::{self, Body};
 use crate::transports::{bosh, poll, ws};
@@ -27,7 +27,10 @@ pub async fn handle(
     let verdict = cors::verdict(&shared.opts, req.headers());
     let result = match (req.method(), path.as_str()) {
         (&Method::OPTIONS, _) => cors::preflight(&shared.opts, req.headers()),
-        (&Method::POST, "/publish") => publish::handle(req, &shared).await,
+        (&Method::POST, "/publish") => publish::handle(req, &shared, Target::Query).await,
+        (&Method::POST, p) if p.starts_with("/topics/") => {
+            publish::handle(req, &shared, Target::Path(&p["/topics/".len()..])).await
+        }
         (&Method::GET, "/sse" | "/stream") => stream::serve_hyper(req, shared).await,
         (&Method::GET, "/poll") => poll::handle(req, &shared).await,
         (&Method::GET, "/ws") => ws::upgrade(req, shared).await,
@@ -56,10 +59,15 @@ pub async fn handle(
         (&Method::GET | &Method::HEAD, "/herald.d.ts") => {
             Ok(web::serve(web::File::Types, req.headers()))
         }
+        (&Method::GET | &Method::HEAD, "/openapi.json") => {
+            Ok(web::serve(web::File::OpenApi, req.headers()))
+        }
         (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
-        (_, "/publish" | "/bosh") => Err(not_allowed("POST")),
-        (_, "/sse" | "/stream" | "/poll" | "/ws" | "/herald.js" | "/herald.d.ts") => {
-            Err(not_allowed("GET"))
+        (_, p) if allowed_methods(&shared, p).is_some() => {
+            return Ok(not_allowed(
+                allowed_methods(&shared, p).unwrap_or_default(),
+                &verdict,
+            ));
         }
         _ => Err(Rejection::new(
             StatusCode::NOT_FOUND,
@@ -73,7 +81,8 @@ pub async fn handle(
 }
 
 const INDEX: &str = "Herald push hub.\n\
-POST /publish?topic=T        publish the body as one event\n\
+POST /publish?topic=T        publish the body as one event (JSON: one event or a batch)\n\
+POST /topics/T               publish the body as one event to topic T (percent-encoded)\n\
 GET  /sse?topic=T            subscribe with Server-Sent Events\n\
 GET  /stream?topic=T         subscribe as an NDJSON stream (format=iframe: forever frame)\n\
 GET  /poll?topic=T&since=ID  long-poll (timeout=0: short poll; callback=NAME: JSONP)\n\
@@ -82,14 +91,35 @@ POST /bosh                   BOSH (XEP-0124) sessions carrying the same operatio
 GET  /healthz                liveness\n\
 GET  /readyz                 readiness (503 while draining or the broker is out of reach)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\
-GET  /herald.js              the browser client (ES module; types at /herald.d.ts)\n";
+GET  /herald.js              the browser client (ES module; types at /herald.d.ts)\n\
+GET  /openapi.json           the HTTP API as an OpenAPI 3.1 document\n";
 
-fn not_allowed(allow: &'static str) -> Rejection {
-    Rejection::new(
+/// The methods a known path answers (`Allow`), or `None` for an unknown path.
+fn allowed_methods(shared: &Shared, path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/publish" | "/bosh" => "POST, OPTIONS",
+        p if p.starts_with("/topics/") => "POST, OPTIONS",
+        "/sse" | "/stream" | "/poll" | "/ws" | "/metrics" | "/" => "GET, OPTIONS",
+        "/ws/echo" if shared.opts.ws_echo => "GET, OPTIONS",
+        "/healthz" | "/readyz" | "/herald.js" | "/herald.d.ts" | "/openapi.json" => {
+            "GET, HEAD, OPTIONS"
+        }
+        _ => return None,
+    })
+}
+
+/// `405` with the `Allow` header RFC 9110 asks for.
+fn not_allowed(allow: &'static str, verdict: &cors::Verdict) -> Response<Body> {
+    let rejection = Rejection::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("use {allow} on this route"),
-    )
+        format!("this route answers {allow}"),
+    );
+    let mut r = rejection.into_response().map(|b| b.boxed_unsync());
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    cors::decorate(verdict, r.headers_mut());
+    r
 }
 
 /// A small text response.

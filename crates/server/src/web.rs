@@ -1,6 +1,6 @@
-//! The browser client, `web/herald.js`, and its TypeScript types, compiled
-//! into the binary (no file is read at run time) and served at `/herald.js`
-//! and `/herald.d.ts`.
+//! The browser client, `web/herald.js`, its TypeScript types and the API's
+//! OpenAPI document, compiled into the binary (no file is read at run time)
+//! and served at `/herald.js`, `/herald.d.ts` and `/openapi.json`.
 //!
 //! Both are public, static and the same for everyone: they carry
 //! `Access-Control-Allow-Origin: *` (a page on any origin may `import` the
@@ -18,9 +18,12 @@ use crate::transports::stream::Body;
 pub const HERALD_JS: &str = include_str!("../../../web/herald.js");
 /// `web/herald.d.ts`, byte for byte.
 pub const HERALD_D_TS: &str = include_str!("../../../web/herald.d.ts");
+/// `web/openapi.json`, byte for byte.
+pub const OPENAPI_JSON: &str = include_str!("../../../web/openapi.json");
 
 const JS_TAG: u64 = fnv1a(HERALD_JS.as_bytes());
 const D_TS_TAG: u64 = fnv1a(HERALD_D_TS.as_bytes());
+const OPENAPI_TAG: u64 = fnv1a(OPENAPI_JSON.as_bytes());
 
 /// How long browsers and caches may use a copy before revalidating it.
 const CACHE_CONTROL: &str = "public, max-age=300";
@@ -32,6 +35,8 @@ pub enum File {
     Module,
     /// `/herald.d.ts`, its types.
     Types,
+    /// `/openapi.json`, the HTTP API's OpenAPI 3.1 document.
+    OpenApi,
 }
 
 /// Answers `GET /herald.js` or `GET /herald.d.ts`.
@@ -39,6 +44,7 @@ pub fn serve(file: File, request: &HeaderMap) -> Response<Body> {
     let (body, tag, content_type) = match file {
         File::Module => (HERALD_JS, JS_TAG, "text/javascript; charset=utf-8"),
         File::Types => (HERALD_D_TS, D_TS_TAG, "text/plain; charset=utf-8"),
+        File::OpenApi => (OPENAPI_JSON, OPENAPI_TAG, "application/json"),
     };
     let etag = format!("\"{tag:016x}\"");
     let fresh = request
@@ -115,5 +121,22 @@ mod tests {
         // The types have their own tag.
         let r = serve(File::Types, &h);
         assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn the_openapi_document_is_json_naming_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        for path in [
+            "/publish",
+            "/sse",
+            "/stream",
+            "/poll",
+            "/ws",
+            "/bosh",
+            "/openapi.json",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path} is documented");
+        }
     }
 }

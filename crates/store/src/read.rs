@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use herald_core::{Event, ReadError, Topic, log::replay_floor};
-use redb::{Database, ReadableDatabase};
+use herald_core::{Event, ReadError, SCAN_BUDGET, ScanPage, Selector, Topic, log::replay_floor};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::codec;
 use crate::error::Fault;
@@ -58,6 +58,55 @@ pub(crate) fn read(
         out.push(Arc::new(codec::decode(seq, epoch, v.value())?));
     }
     Ok(Ok(out))
+}
+
+/// Retained events after `after` matching `selector`, examined in `seq`
+/// order (see `Log::scan`); `Expired` when retention removed events after
+/// `after` from a topic the selector matches.
+pub(crate) fn scan(
+    db: &Database,
+    epoch: u64,
+    selector: &Selector,
+    after: u64,
+    limit: usize,
+) -> Result<Result<ScanPage, ReadError>, Fault> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let global_mark = meta.get("global_mark")?.map_or(0, |g| g.value());
+    let marks = txn.open_table(TOPIC_MARKS)?;
+    let mut floor = global_mark;
+    for entry in marks.iter()? {
+        let (topic, mark) = entry?;
+        let mark = mark.value();
+        if mark > floor
+            && let Ok(topic) = Topic::parse(topic.value(), usize::MAX)
+            && selector.matches(std::iter::once(&topic))
+        {
+            floor = replay_floor(global_mark, mark);
+        }
+    }
+    if after < floor {
+        return Ok(Err(ReadError::Expired { oldest_kept: floor }));
+    }
+    let events = txn.open_table(EVENTS)?;
+    let mut page = ScanPage {
+        through: after,
+        ..ScanPage::default()
+    };
+    for (examined, entry) in events.range(after.saturating_add(1)..)?.enumerate() {
+        if page.events.len() >= limit || examined >= SCAN_BUDGET {
+            page.more = true;
+            break;
+        }
+        let (seq, bytes) = entry?;
+        let seq = seq.value();
+        page.through = seq;
+        let ev = codec::decode(seq, epoch, bytes.value())?;
+        if selector.matches(ev.topics.iter()) {
+            page.events.push(Arc::new(ev));
+        }
+    }
+    Ok(Ok(page))
 }
 
 /// The `seq` of the retained event with publisher id `id`.

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
 
-use herald_core::{AppendError, BoxFuture, Draft, Event, Fanout, Log, ReadError, Topic};
+use herald_core::{
+    AppendError, BoxFuture, Draft, Event, Fanout, Log, ReadError, ScanPage, Selector, Topic,
+};
 use redb::Database;
 use tokio::sync::oneshot;
 
@@ -190,6 +192,16 @@ impl Log for RedbLog {
     ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, ReadError>> {
         let epoch = self.epoch;
         Box::pin(self.with_db(move |db| read::read(db, epoch, &topics, after, limit)))
+    }
+
+    fn scan(
+        &self,
+        selector: Selector,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<ScanPage, ReadError>> {
+        let epoch = self.epoch;
+        Box::pin(self.with_db(move |db| read::scan(db, epoch, &selector, after, limit)))
     }
 
     fn lookup_id(&self, id: String) -> BoxFuture<'_, Result<Option<u64>, ReadError>> {

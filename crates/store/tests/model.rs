@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::{Draft, Fanout, Log, MemoryLog, Retention, Topic};
+use herald_core::{Draft, Fanout, Log, MemoryLog, Pattern, Retention, ScanPage, Selector, Topic};
 use herald_store::RedbLog;
 use proptest::prelude::*;
 
@@ -34,6 +34,9 @@ enum Op {
     /// Read these topics after this seq, at most this many.
     Read(Vec<usize>, u64, usize),
     Lookup(usize),
+    /// Scan with these exact topics and a pattern matching those topics,
+    /// after this seq, at most this many matches.
+    Scan(Vec<usize>, Vec<usize>, u64, usize),
     /// Age trim after the clock moved on by this many ms.
     Trim(u64),
     Reopen,
@@ -80,6 +83,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (prop::collection::vec(0..4usize, 0..=3), 0..30u64, prop_oneof![0..6usize, Just(usize::MAX)])
             .prop_map(|(t, after, limit)| Op::Read(distinct(t), after, limit)),
         2 => (0..6usize).prop_map(Op::Lookup),
+        3 => (prop::collection::vec(0..4usize, 0..=2), prop::collection::vec(0..4usize, 0..=2), 0..30u64, prop_oneof![1..4usize, Just(usize::MAX)])
+            .prop_map(|(t, p, after, limit)| Op::Scan(distinct(t), distinct(p), after, limit)),
         1 => (0..250u64).prop_map(Op::Trim),
         1 => Just(Op::Reopen),
     ]
@@ -108,6 +113,25 @@ fn to_draft(s: &Spec) -> Draft {
     d.retry = s.retry;
     d.private = s.private;
     d
+}
+
+/// Exact topics `exact` and one pattern matching the topics `pattern`.
+fn scan_selector(exact: &[usize], pattern: &[usize]) -> Selector {
+    let names: Vec<&'static str> = pattern.iter().map(|&i| TOPICS[i]).collect();
+    let label = format!("topics:{names:?}");
+    let p = Pattern::custom(label, move |t: &str| names.contains(&t));
+    Selector::new(exact.iter().map(|&i| topic(TOPICS[i])), [p])
+}
+
+type ScanKey = (Vec<common::Key>, u64, bool);
+
+fn scan_keys<E: Clone>(r: &Result<ScanPage, E>) -> Result<ScanKey, E> {
+    r.as_ref()
+        .map(|p| {
+            let evs = p.events.iter().map(|e| common::key(e)).collect();
+            (evs, p.through, p.more)
+        })
+        .map_err(E::clone)
 }
 
 async fn run(retention: Retention, ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -141,6 +165,20 @@ async fn run(retention: Retention, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     keys(&want),
                     "read {:?} after {} limit {}",
                     t,
+                    after,
+                    limit
+                );
+            }
+            Op::Scan(exact, pattern, after, limit) => {
+                let selector = scan_selector(&exact, &pattern);
+                let want = model.scan(selector.clone(), after, limit).await;
+                let got = store.scan(selector, after, limit).await;
+                prop_assert_eq!(
+                    scan_keys(&got),
+                    scan_keys(&want),
+                    "scan {:?} {:?} after {} limit {}",
+                    exact,
+                    pattern,
                     after,
                     limit
                 );

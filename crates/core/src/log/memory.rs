@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::event::{Draft, Event, EventId};
 use crate::fanout::Fanout;
-use crate::log::{AppendError, BoxFuture, Log, LogStats, ReadError, Retention, replay_floor};
-use crate::topic::Topic;
+use crate::log::{
+    AppendError, BoxFuture, Log, LogStats, ReadError, Retention, SCAN_BUDGET, ScanPage,
+    replay_floor,
+};
+use crate::topic::{Selector, Topic};
 
 /// An in-memory [`Log`] with the same retention rules as the durable one.
 pub struct MemoryLog {
@@ -114,6 +117,39 @@ impl MemoryLog {
             .iter()
             .filter_map(|s| st.events.get(s).cloned())
             .collect())
+    }
+
+    fn scan_now(
+        &self,
+        selector: &Selector,
+        after: u64,
+        limit: usize,
+    ) -> Result<ScanPage, ReadError> {
+        let st = self.lock();
+        let mut floor = st.global_mark;
+        for (t, &mark) in &st.topic_marks {
+            if selector.matches(std::iter::once(t)) {
+                floor = floor.max(replay_floor(st.global_mark, mark));
+            }
+        }
+        if after < floor {
+            return Err(ReadError::Expired { oldest_kept: floor });
+        }
+        let mut page = ScanPage {
+            through: after,
+            ..ScanPage::default()
+        };
+        for (examined, (&seq, ev)) in st.events.range(after.saturating_add(1)..).enumerate() {
+            if page.events.len() >= limit || examined >= SCAN_BUDGET {
+                page.more = true;
+                break;
+            }
+            page.through = seq;
+            if selector.matches(ev.topics.iter()) {
+                page.events.push(ev.clone());
+            }
+        }
+        Ok(page)
     }
 }
 
@@ -227,6 +263,16 @@ impl Log for MemoryLog {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, ReadError>> {
         let r = self.read_now(&topics, after, limit);
+        Box::pin(async move { r })
+    }
+
+    fn scan(
+        &self,
+        selector: Selector,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<ScanPage, ReadError>> {
+        let r = self.scan_now(&selector, after, limit);
         Box::pin(async move { r })
     }
 

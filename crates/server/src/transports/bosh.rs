@@ -93,6 +93,13 @@ pub async fn handle(
         Ok(a)
     });
     let raw = read_body(req, shared.opts.max_body_bytes).await?;
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        // Not a BOSH request at all (a BOSH client always sends a <body/>).
+        return Err(Rejection::bad_request(
+            "missing_body",
+            "POST one <body xmlns='http://jabber.org/protocol/httpbind'/> element",
+        ));
+    }
     let xml: Arc<str> = Arc::from(XML);
     let text = match std::str::from_utf8(&raw) {
         Ok(t) => t,

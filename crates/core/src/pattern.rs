@@ -1,5 +1,5 @@
-//! Topic selectors in grants: an exact topic, `*` (every topic), or a
-//! segment pattern.
+//! Topic selectors, in grants and in subscriptions: an exact topic, `*`
+//! (every topic), or a segment pattern.
 //!
 //! # Syntax
 //!
