@@ -448,6 +448,31 @@ mod tests {
 }
 
 #[cfg(test)]
+mod broker_settings {
+    use super::*;
+
+    #[test]
+    fn broker_url_is_checked_and_mapped() {
+        let with = |url: &str| {
+            load(
+                None,
+                Overrides {
+                    broker: Some(url.into()),
+                    broker_max_events: Some(7),
+                    ..Default::default()
+                },
+            )
+        };
+        assert!(load(None, Overrides::default()).unwrap().broker.is_none());
+        let b = with("redis://127.0.0.1:6379").unwrap().broker.unwrap();
+        assert_eq!((b.url.as_str(), b.max_events), ("redis://127.0.0.1:6379", 7));
+        assert_eq!(b.max_age, Some(Duration::from_secs(7 * 24 * 3600)));
+        assert!(with("nats://127.0.0.1:4222").is_ok());
+        assert!(with("http://127.0.0.1:6379").unwrap_err().0.contains("broker"));
+    }
+}
+
+#[cfg(test)]
 mod example_file {
     use super::*;
 
