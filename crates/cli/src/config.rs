@@ -465,10 +465,18 @@ mod broker_settings {
         };
         assert!(load(None, Overrides::default()).unwrap().broker.is_none());
         let b = with("redis://127.0.0.1:6379").unwrap().broker.unwrap();
-        assert_eq!((b.url.as_str(), b.max_events), ("redis://127.0.0.1:6379", 7));
+        assert_eq!(
+            (b.url.as_str(), b.max_events),
+            ("redis://127.0.0.1:6379", 7)
+        );
         assert_eq!(b.max_age, Some(Duration::from_secs(7 * 24 * 3600)));
         assert!(with("nats://127.0.0.1:4222").is_ok());
-        assert!(with("http://127.0.0.1:6379").unwrap_err().0.contains("broker"));
+        assert!(
+            with("http://127.0.0.1:6379")
+                .unwrap_err()
+                .0
+                .contains("broker")
+        );
     }
 }
 

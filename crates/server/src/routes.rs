@@ -39,10 +39,7 @@ pub async fn handle(
         (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::GET | &Method::HEAD, "/readyz") => Ok(match metrics::ready(&shared) {
             Ok(()) => text(StatusCode::OK, "ready\n"),
-            Err(why) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {why}\n"),
-            ),
+            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
         }),
         (&Method::GET, "/metrics") => {
             let mut r =
