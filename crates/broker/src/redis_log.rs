@@ -163,9 +163,9 @@ async fn init(
     match reply::items(&v) {
         Some([e, c]) => match (reply::number(e), reply::number(c)) {
             (Some(e), Some(c)) => Ok((e, c)),
-            _ => Err(format!("unexpected INIT reply {v:?}")),
+            _ => Err(format!("unexpected INIT reply {}", reply::brief(&v))),
         },
-        _ => Err(format!("unexpected INIT reply {v:?}")),
+        _ => Err(format!("unexpected INIT reply {}", reply::brief(&v))),
     }
 }
 
@@ -239,7 +239,8 @@ impl Inner {
         };
         let Some(first) = first else {
             return Err(AppendError::Unavailable(format!(
-                "unexpected APPEND reply {v:?}"
+                "unexpected APPEND reply {}",
+                reply::brief(&v)
             )));
         };
         self.commits.fetch_add(1, Ordering::Relaxed);
@@ -318,7 +319,8 @@ impl Inner {
         let v: Value = timed(self.opts.timeout, inv.invoke_async(&mut self.conn.clone()))
             .await
             .map_err(ReadError::Unavailable)?;
-        let unexpected = || ReadError::Unavailable(format!("unexpected READ reply {v:?}"));
+        let unexpected =
+            || ReadError::Unavailable(format!("unexpected READ reply {}", reply::brief(&v)));
         match reply::items(&v) {
             Some([first, counter, entries]) => {
                 let floor = match first {

@@ -15,7 +15,8 @@
 //! - `read.rs`: `read` and `lookup_id` on a read transaction (a snapshot), run
 //!   on tokio's blocking pool, concurrently with the writer.
 //! - `tables.rs`: the six tables and the meta record (epoch, next `seq`,
-//!   global trim mark, total bytes); `codec.rs`: the postcard form of an event.
+//!   global trim mark, total bytes); `codec.rs`: the postcard form of an event
+//!   (also [`event_codec`], which the broker logs store in their streams).
 //! - `stats.rs`: [`StoreStats`], kept in atomics by the writer so reading them
 //!   costs nothing; `error.rs`: [`StoreError`].
 //!
@@ -39,6 +40,8 @@ use std::time::Duration;
 use herald_core::Retention;
 
 pub use error::StoreError;
+pub use redb_log::RedbLog;
+pub use stats::StoreStats;
 
 /// The stored form of an event (postcard), shared with the broker logs so an
 /// event has one encoding wherever it is kept. `seq` and hub-generated ids are
@@ -65,8 +68,6 @@ pub mod event_codec {
         crate::codec::decode(seq, epoch, bytes).map_err(describe)
     }
 }
-pub use redb_log::RedbLog;
-pub use stats::StoreStats;
 
 /// How the embedded log keeps history and batches its writes.
 #[derive(Debug, Clone)]

@@ -22,6 +22,21 @@ pub(super) fn text(v: &Value) -> Option<&str> {
     }
 }
 
+/// A reply described for an error message, cut to a readable length (a
+/// reply can hold whole events).
+pub(super) fn brief(v: &Value) -> String {
+    let mut s = format!("{v:?}");
+    if s.len() > 160 {
+        let cut = (0..=160)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
 /// An integer sent as an integer or as text.
 pub(super) fn number(v: &Value) -> Option<u64> {
     match v {
@@ -47,13 +62,15 @@ pub(super) fn items(v: &Value) -> Option<&[Value]> {
 pub(super) fn entries(v: &Value) -> Result<Vec<Entry>, String> {
     let list = match v {
         Value::Nil => return Ok(Vec::new()),
-        other => items(other).ok_or_else(|| format!("expected stream entries, got {other:?}"))?,
+        other => {
+            items(other).ok_or_else(|| format!("expected stream entries, got {}", brief(other)))?
+        }
     };
     list.iter().map(entry).collect()
 }
 
 fn entry(v: &Value) -> Result<Entry, String> {
-    let bad = || format!("malformed stream entry {v:?}");
+    let bad = || format!("malformed stream entry {}", brief(v));
     let [id, fields] = items(v).ok_or_else(bad)? else {
         return Err(bad());
     };
@@ -86,10 +103,10 @@ pub(super) fn xread_entries(v: &Value) -> Result<Vec<Entry>, String> {
         },
         other => {
             let streams =
-                items(other).ok_or_else(|| format!("unexpected XREAD reply {other:?}"))?;
+                items(other).ok_or_else(|| format!("unexpected XREAD reply {}", brief(other)))?;
             match streams.first().and_then(items) {
                 Some([_, e]) => entries(e),
-                Some(_) => Err(format!("unexpected XREAD reply {other:?}")),
+                Some(_) => Err(format!("unexpected XREAD reply {}", brief(other))),
                 None => Ok(Vec::new()),
             }
         }
