@@ -43,6 +43,98 @@
 
 #![warn(missing_docs)]
 
+/// The [`Log`] impl both broker logs share: each has an `inner` with the
+/// same methods (`append`, `scan_with`, `lookup_id`, `catch_up_to`, `close`,
+/// `health`) and fields (`progress`, `events`, `commits`).
+macro_rules! broker_log {
+    ($log:ty) => {
+        impl herald_core::Log for $log {
+            fn epoch(&self) -> u64 {
+                self.inner.progress.epoch()
+            }
+
+            fn last_seq(&self) -> u64 {
+                self.inner.progress.delivered()
+            }
+
+            fn append(
+                &self,
+                batch: Vec<herald_core::Draft>,
+                now_ms: u64,
+            ) -> herald_core::BoxFuture<
+                '_,
+                Result<Vec<std::sync::Arc<herald_core::Event>>, herald_core::AppendError>,
+            > {
+                Box::pin(self.inner.append(batch, now_ms))
+            }
+
+            fn read(
+                &self,
+                topics: Vec<herald_core::Topic>,
+                after: u64,
+                limit: usize,
+            ) -> herald_core::BoxFuture<
+                '_,
+                Result<Vec<std::sync::Arc<herald_core::Event>>, herald_core::ReadError>,
+            > {
+                Box::pin(async move {
+                    let on_topics =
+                        |ev: &herald_core::Event| ev.topics.iter().any(|t| topics.contains(t));
+                    let page = self
+                        .inner
+                        .scan_with(&on_topics, after, limit, usize::MAX)
+                        .await?;
+                    Ok(page.events)
+                })
+            }
+
+            fn scan(
+                &self,
+                selector: herald_core::Selector,
+                after: u64,
+                limit: usize,
+            ) -> herald_core::BoxFuture<'_, Result<herald_core::ScanPage, herald_core::ReadError>>
+            {
+                Box::pin(async move {
+                    let matching = |ev: &herald_core::Event| selector.matches(ev.topics.iter());
+                    self.inner
+                        .scan_with(&matching, after, limit, herald_core::SCAN_BUDGET)
+                        .await
+                })
+            }
+
+            fn lookup_id(
+                &self,
+                id: String,
+            ) -> herald_core::BoxFuture<'_, Result<Option<u64>, herald_core::ReadError>> {
+                Box::pin(self.inner.lookup_id(id))
+            }
+
+            fn close(&self) -> herald_core::BoxFuture<'_, ()> {
+                Box::pin(self.inner.close())
+            }
+
+            fn stats(&self) -> herald_core::LogStats {
+                use std::sync::atomic::Ordering::Relaxed;
+                herald_core::LogStats {
+                    events: self.inner.events.load(Relaxed),
+                    bytes: 0,
+                    topics: 0,
+                    commits: self.inner.commits.load(Relaxed),
+                }
+            }
+
+            fn catch_up_to(&self, seq: u64) -> herald_core::BoxFuture<'_, u64> {
+                Box::pin(self.inner.catch_up_to(seq))
+            }
+
+            fn health(&self) -> Result<(), String> {
+                self.inner.health()
+            }
+        }
+    };
+}
+
 #[cfg(feature = "nats")]
 mod nats_log;
 mod progress;

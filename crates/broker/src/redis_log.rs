@@ -16,10 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use herald_core::{
-    AppendError, BoxFuture, Draft, Event, EventId, Fanout, Log, LogStats, ReadError, SCAN_BUDGET,
-    ScanPage, Selector, Topic,
-};
+use herald_core::{AppendError, Draft, Event, EventId, Fanout, ReadError, ScanPage};
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Notify;
@@ -356,6 +353,16 @@ impl Inner {
         })
     }
 
+    /// Stops the follower; later appends fail.
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.stop.notify_one();
+    }
+
+    fn health(&self) -> Result<(), String> {
+        self.progress.health()
+    }
+
     async fn catch_up_to(&self, seq: u64) -> u64 {
         let delivered = self.progress.delivered();
         if seq <= delivered {
@@ -380,77 +387,4 @@ impl Inner {
     }
 }
 
-impl Log for RedisLog {
-    fn epoch(&self) -> u64 {
-        self.inner.progress.epoch()
-    }
-
-    fn last_seq(&self) -> u64 {
-        self.inner.progress.delivered()
-    }
-
-    fn append(
-        &self,
-        batch: Vec<Draft>,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, AppendError>> {
-        Box::pin(self.inner.append(batch, now_ms))
-    }
-
-    fn read(
-        &self,
-        topics: Vec<Topic>,
-        after: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, ReadError>> {
-        Box::pin(async move {
-            let on_topics = |ev: &Event| ev.topics.iter().any(|t| topics.contains(t));
-            let page = self
-                .inner
-                .scan_with(&on_topics, after, limit, usize::MAX)
-                .await?;
-            Ok(page.events)
-        })
-    }
-
-    fn scan(
-        &self,
-        selector: Selector,
-        after: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<ScanPage, ReadError>> {
-        Box::pin(async move {
-            let matching = |ev: &Event| selector.matches(ev.topics.iter());
-            self.inner
-                .scan_with(&matching, after, limit, SCAN_BUDGET)
-                .await
-        })
-    }
-
-    fn lookup_id(&self, id: String) -> BoxFuture<'_, Result<Option<u64>, ReadError>> {
-        Box::pin(self.inner.lookup_id(id))
-    }
-
-    fn close(&self) -> BoxFuture<'_, ()> {
-        self.inner.closed.store(true, Ordering::Release);
-        self.inner.stop.notify_one();
-        Box::pin(async {})
-    }
-
-    fn stats(&self) -> LogStats {
-        LogStats {
-            events: self.inner.events.load(Ordering::Relaxed),
-            bytes: 0,
-            topics: 0,
-            commits: self.inner.commits.load(Ordering::Relaxed),
-        }
-    }
-
-    fn catch_up_to(&self, seq: u64) -> BoxFuture<'_, u64> {
-        Box::pin(self.inner.catch_up_to(seq))
-    }
-
-    fn health(&self) -> Result<(), String> {
-        self.inner.progress.health()
-    }
-}
+broker_log!(RedisLog);
