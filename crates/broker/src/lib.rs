@@ -15,7 +15,9 @@
 //!   (`XREAD BLOCK`); `redis_log/reply.rs` parses stream entries.
 //! - `nats_log.rs` (feature `nats`): one JetStream stream, one subject per
 //!   topic, the stream sequence as `seq`; `nats_log/follow.rs` is the follower
-//!   (an ordered push consumer).
+//!   (an ordered pull consumer).
+//! - `broker_log!` (here): the one `Log` impl both logs share, over their
+//!   `inner` handles' methods.
 //!
 //! Data flow on every node: `Hub::publish` → `Log::append` → broker (atomic
 //! append, acknowledged) → the node's follower receives every entry in stream
