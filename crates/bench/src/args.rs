@@ -7,9 +7,15 @@ use crate::target::UrlTemplate;
 /// Arguments of `herald bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// SSE subscribers to open (subscriber i takes topic i % topics).
+    /// Subscribers to open (subscriber i takes topic i % topics).
     #[arg(long, default_value_t = 1000)]
     pub(crate) subscribers: u64,
+    /// How subscribers subscribe: `sse` (an event stream), `ws` (a WebSocket
+    /// to the --sub-url, taking Herald's JSON event objects or raw text
+    /// messages, as nchan sends), or `poll` (Herald's long-polling: a
+    /// keep-alive connection asking `since=` the last id).
+    #[arg(long, value_enum, default_value_t = Transport::Sse)]
+    pub(crate) transport: Transport,
     /// Topics the subscribers and events are spread over.
     #[arg(long, default_value_t = 1)]
     pub(crate) topics: u64,
@@ -26,9 +32,10 @@ pub struct Args {
     /// Size of each event's data in bytes (sequence number and send time, padded).
     #[arg(long, default_value_t = 100)]
     pub(crate) size: usize,
-    /// Subscribe URL template.
-    #[arg(long, default_value = "http://127.0.0.1:8080/sse?topic={topic}")]
-    pub(crate) sub_url: String,
+    /// Subscribe URL template (default: Herald's route for --transport:
+    /// /sse, /ws or /poll on 127.0.0.1:8080).
+    #[arg(long)]
+    pub(crate) sub_url: Option<String>,
     /// Publish URL template (the event data is POSTed as the raw body, or
     /// as GRIP JSON with --pub-format grip, where `{topic}` may be left out).
     #[arg(long, default_value = "http://127.0.0.1:8080/publish?topic={topic}")]
@@ -80,6 +87,37 @@ pub struct Args {
     pub(crate) no_spread: bool,
 }
 
+/// How subscribers subscribe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Transport {
+    /// Server-Sent Events.
+    Sse,
+    /// WebSocket.
+    Ws,
+    /// Long-polling (Herald's `/poll`).
+    Poll,
+}
+
+impl Transport {
+    /// Name in labels and reports.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Transport::Sse => "sse",
+            Transport::Ws => "ws",
+            Transport::Poll => "poll",
+        }
+    }
+
+    /// Herald's subscribe URL template for this transport.
+    fn default_url(self) -> &'static str {
+        match self {
+            Transport::Sse => "http://127.0.0.1:8080/sse?topic={topic}",
+            Transport::Ws => "http://127.0.0.1:8080/ws?topic={topic}",
+            Transport::Poll => "http://127.0.0.1:8080/poll?topic={topic}",
+        }
+    }
+}
+
 /// The body of a publish request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum PubFormat {
@@ -94,6 +132,7 @@ pub(crate) enum PubFormat {
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub(crate) subscribers: u64,
+    pub(crate) transport: Transport,
     pub(crate) topics: u64,
     pub(crate) events: u64,
     /// `None`: as fast as possible.
@@ -185,15 +224,24 @@ impl Args {
         server_pids.dedup();
         let period = (self.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / self.rate));
         let suffix: u16 = rand::random();
+        let sub_url = self
+            .sub_url
+            .as_deref()
+            .unwrap_or(self.transport.default_url());
+        let sub_url = UrlTemplate::parse("--sub-url", sub_url)?;
+        if self.transport == Transport::Poll && !sub_url.target("t").contains('?') {
+            return Err("--sub-url: long-polling appends &since=ID to the URL, so it needs a query (…/poll?topic={topic})".into());
+        }
         Ok(Plan {
             subscribers: self.subscribers,
+            transport: self.transport,
             topics: self.topics,
             events: self.events,
             period,
             rate: self.rate,
             publishers: self.publishers.min(self.topics),
             size: self.size,
-            sub_url: UrlTemplate::parse("--sub-url", &self.sub_url)?,
+            sub_url,
             pub_url,
             pub_format: self.pub_format,
             batch: self.batch,
@@ -216,8 +264,11 @@ impl Args {
             "burst".into()
         };
         format!(
-            "sse {} subs x {} topics, {} events {rate}",
-            self.subscribers, self.topics, self.events
+            "{} {} subs x {} topics, {} events {rate}",
+            self.transport.as_str(),
+            self.subscribers,
+            self.topics,
+            self.events
         )
     }
 }

@@ -8,11 +8,14 @@
 //!   publish, wait until each subscriber has its last event or the timeout,
 //!   then add up. `Ctx` is what the tasks share: the plan, time zero, the
 //!   cancellation token and the sharded latency histograms.
-//! - `subscriber.rs`: one lean SSE subscriber on a raw socket; its bytes go
-//!   through `chunked.rs` (only if the server frames the body) and `sse.rs`
-//!   (the event-stream parser); each event's `payload.rs` data gives its
-//!   sequence number and send time; `sequence.rs` counts lost, duplicated and
-//!   reordered events.
+//! - `subscriber.rs`: one subscriber. Over SSE, a lean raw socket whose bytes
+//!   go through `chunked.rs` (only if the server frames the body) and
+//!   `sse.rs` (the event-stream parser); over WebSocket (`subscriber/ws.rs`,
+//!   tokio-websockets on the subscriber's own socket: Herald's JSON event
+//!   objects or raw messages) or long-polling (`subscriber/poll.rs`, Herald's
+//!   `/poll` on a keep-alive connection, cursor from a first short poll).
+//!   Each event's `payload.rs` data gives its sequence number and send time;
+//!   `sequence.rs` counts lost, duplicated and reordered events.
 //! - `publisher.rs`: keep-alive HTTP/1.1 publishers (hyper's client); topic
 //!   `t` always goes through publisher `t % P`, one event at a time, so each
 //!   topic's order is the sequence order. The body is the raw data, a GRIP

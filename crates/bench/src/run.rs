@@ -173,17 +173,14 @@ async fn connect_all(
         let t = i % plan.topics;
         let source = spread
             .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % u64::from(SOURCES)) as u8)));
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
-            plan.sub_url.target(&plan.topic(t)),
-            plan.sub_url.authority
-        );
         let spec = SubSpec {
             topic: t,
             expected: expected_on_topic(plan.events, plan.topics, t),
             addr,
             source,
-            request,
+            transport: plan.transport,
+            authority: plan.sub_url.authority.clone(),
+            target: plan.sub_url.target(&plan.topic(t)),
         };
         handles.push(tokio::spawn(subscriber::run(
             i,

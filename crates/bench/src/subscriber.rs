@@ -1,6 +1,11 @@
-//! One lean SSE subscriber: a raw socket, the request written by hand, the
-//! response head parsed with httparse, the body through [`SseParser`] (and
-//! [`Dechunker`] when the server frames it), each event checked and timed.
+//! One subscriber. Over SSE (the default): a raw socket, the request written
+//! by hand, the response head parsed with httparse, the body through
+//! [`SseParser`] (and [`Dechunker`] when the server frames it). Over
+//! WebSocket (`ws.rs`) and long-polling (`poll.rs`) the same [`Receiver`]
+//! checks and times each event's data.
+
+mod poll;
+mod ws;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -9,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::args::Transport;
 use crate::chunked::Dechunker;
 use crate::payload;
 use crate::run::Ctx;
@@ -31,8 +37,12 @@ pub(crate) struct SubSpec {
     pub(crate) addr: SocketAddr,
     /// Local address to bind before connecting, if any.
     pub(crate) source: Option<IpAddr>,
-    /// The whole request.
-    pub(crate) request: String,
+    /// How it subscribes.
+    pub(crate) transport: Transport,
+    /// `Host` of the requests.
+    pub(crate) authority: String,
+    /// The request target (path and query) for its topic.
+    pub(crate) target: String,
 }
 
 /// What one subscriber saw.
@@ -66,36 +76,51 @@ pub(crate) async fn run(
     ctx: Arc<Ctx>,
     ready: mpsc::UnboundedSender<Result<(), String>>,
 ) -> SubResult {
-    let connected = {
+    match spec.transport {
+        Transport::Sse => match connected(connect(&spec), &spec, &ctx, ready).await {
+            Ok((stream, rest, chunked)) => receive(id, stream, rest, chunked, &spec, &ctx).await,
+            Err(failed) => failed,
+        },
+        Transport::Ws => match connected(ws::connect(&spec), &spec, &ctx, ready).await {
+            Ok(socket) => ws::receive(id, socket, &spec, &ctx).await,
+            Err(failed) => failed,
+        },
+        Transport::Poll => match connected(poll::connect(&spec), &spec, &ctx, ready).await {
+            Ok(poller) => poller.receive(id, &spec, &ctx).await,
+            Err(failed) => failed,
+        },
+    }
+}
+
+/// Runs a transport's connect step under the connect gate and timeout and
+/// reports its outcome on `ready`; a failure becomes the subscriber's result.
+async fn connected<T>(
+    connect: impl Future<Output = Result<T, String>>,
+    spec: &SubSpec,
+    ctx: &Ctx,
+    ready: mpsc::UnboundedSender<Result<(), String>>,
+) -> Result<T, SubResult> {
+    let outcome = {
         let _permit = ctx.connect_gate.acquire().await;
-        match tokio::time::timeout(ctx.plan.connect_timeout, connect(&spec)).await {
+        match tokio::time::timeout(ctx.plan.connect_timeout, connect).await {
             Ok(r) => r,
             Err(_) => Err(format!(
-                "no response head within {:?}",
+                "not subscribed within {:?}",
                 ctx.plan.connect_timeout
             )),
         }
     };
-    let (stream, rest, chunked) = match connected {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = ready.send(Err(e.clone()));
-            return SubResult {
-                connect_error: Some(e),
-                expected: spec.expected,
-                lost: spec.expected,
-                ..SubResult::default()
-            };
-        }
-    };
-    let _ = ready.send(Ok(()));
-    drop(ready);
-    receive(id, stream, rest, chunked, &spec, &ctx).await
+    let _ = ready.send(outcome.as_ref().map(|_| ()).map_err(String::clone));
+    outcome.map_err(|e| SubResult {
+        connect_error: Some(e),
+        expected: spec.expected,
+        lost: spec.expected,
+        ..SubResult::default()
+    })
 }
 
-/// Opens the connection and reads the response head; returns the socket,
-/// the body bytes read with the head, and whether the body is chunked.
-async fn connect(spec: &SubSpec) -> Result<(TcpStream, Vec<u8>, bool), String> {
+/// A TCP connection to the server, from the spec's source address if any.
+async fn open(spec: &SubSpec) -> Result<TcpStream, String> {
     let socket = if spec.addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -107,13 +132,24 @@ async fn connect(spec: &SubSpec) -> Result<(TcpStream, Vec<u8>, bool), String> {
             .bind(SocketAddr::new(ip, 0))
             .map_err(|e| format!("bind {ip}: {e}"))?;
     }
-    let mut stream = socket
+    let stream = socket
         .connect(spec.addr)
         .await
         .map_err(|e| format!("connect {}: {e}", spec.addr))?;
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Opens an SSE stream and reads the response head; returns the socket,
+/// the body bytes read with the head, and whether the body is chunked.
+async fn connect(spec: &SubSpec) -> Result<(TcpStream, Vec<u8>, bool), String> {
+    let mut stream = open(spec).await?;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
+        spec.target, spec.authority
+    );
     stream
-        .write_all(spec.request.as_bytes())
+        .write_all(request.as_bytes())
         .await
         .map_err(|e| format!("write request: {e}"))?;
     let mut buf = Vec::with_capacity(1024);
@@ -151,7 +187,7 @@ async fn connect(spec: &SubSpec) -> Result<(TcpStream, Vec<u8>, bool), String> {
     }
 }
 
-/// Per-subscriber receive state.
+/// Per-subscriber receive state, whatever the transport.
 struct Receiver<'a> {
     spec: &'a SubSpec,
     topics: u64,
@@ -160,9 +196,60 @@ struct Receiver<'a> {
     /// Latencies of the current read, recorded under one lock.
     batch: Vec<u64>,
     finished: bool,
+    /// Whether `ctx.finished()` was called for this subscriber.
+    signalled: bool,
 }
 
-impl Receiver<'_> {
+impl<'a> Receiver<'a> {
+    fn new(spec: &'a SubSpec, ctx: &Ctx) -> Receiver<'a> {
+        Receiver {
+            spec,
+            topics: ctx.plan.topics,
+            checker: SeqChecker::new(),
+            result: SubResult {
+                expected: spec.expected,
+                ..SubResult::default()
+            },
+            batch: Vec::new(),
+            finished: spec.expected == 0,
+            signalled: false,
+        }
+    }
+
+    /// Tells the run, once, that this subscriber has its last event.
+    fn signal_if_done(&mut self, ctx: &Ctx) {
+        if self.finished && !self.signalled {
+            self.signalled = true;
+            ctx.finished();
+        }
+    }
+
+    /// Records the latencies of the events taken since the last flush.
+    fn flush(&mut self, id: u64, ctx: &Ctx) {
+        if !self.batch.is_empty() {
+            ctx.record(id, &self.batch);
+            self.batch.clear();
+        }
+    }
+
+    /// The result, once the stream is over (the run stops waiting for it).
+    fn finish(mut self, ctx: &Ctx) -> SubResult {
+        if !self.signalled {
+            ctx.finished();
+        }
+        if self.finished {
+            // Closing after the last expected event is not a failure.
+            self.result.stream_error = None;
+        }
+        let c = &self.checker;
+        let expected = self.spec.expected;
+        self.result.delivered = c.distinct().min(expected);
+        self.result.lost = c.lost(expected);
+        self.result.duplicated = c.duplicated();
+        self.result.out_of_order = c.out_of_order();
+        self.result
+    }
+
     fn on_data(&mut self, data: &[u8], now_us: u64) {
         let Some((seq, sent_us)) = payload::decode(data) else {
             self.result.unexpected += 1;
@@ -191,20 +278,9 @@ async fn receive(
     spec: &SubSpec,
     ctx: &Ctx,
 ) -> SubResult {
-    let mut rx = Receiver {
-        spec,
-        topics: ctx.plan.topics,
-        checker: SeqChecker::new(),
-        result: SubResult {
-            expected: spec.expected,
-            ..SubResult::default()
-        },
-        batch: Vec::new(),
-        finished: spec.expected == 0,
-    };
+    let mut rx = Receiver::new(spec, ctx);
     let mut parser = SseParser::new();
     let mut dechunker = chunked.then(Dechunker::default);
-    let mut signalled = false;
     let mut buf = first;
     let mut n = buf.len();
     buf.resize(READ_BUF.max(n), 0);
@@ -220,10 +296,7 @@ async fn receive(
                 Ok(())
             }
         };
-        if !rx.batch.is_empty() {
-            ctx.record(id, &rx.batch);
-            rx.batch.clear();
-        }
+        rx.flush(id, ctx);
         if let Err(e) = framing {
             rx.result.stream_error = Some(e.into());
             break;
@@ -232,10 +305,7 @@ async fn receive(
             rx.result.stream_error = Some("body ended by the server".into());
             break;
         }
-        if rx.finished && !signalled {
-            signalled = true;
-            ctx.finished();
-        }
+        rx.signal_if_done(ctx);
         n = tokio::select! {
             biased;
             () = ctx.cancel.cancelled() => break,
@@ -252,17 +322,5 @@ async fn receive(
             },
         };
     }
-    if !signalled {
-        ctx.finished();
-    }
-    if rx.finished {
-        // Closing after the last expected event is not a failure.
-        rx.result.stream_error = None;
-    }
-    let c = &rx.checker;
-    rx.result.delivered = c.distinct().min(spec.expected);
-    rx.result.lost = c.lost(spec.expected);
-    rx.result.duplicated = c.duplicated();
-    rx.result.out_of_order = c.out_of_order();
-    rx.result
+    rx.finish(ctx)
 }

@@ -1,6 +1,7 @@
-//! `herald bench` against the real hub: 50 SSE subscribers over 5 topics,
-//! 200 events as fast as possible; every event reaches every subscriber of
-//! its topic once, in order, and the JSON line says so.
+//! `herald bench` against the real hub: 50 subscribers over 5 topics, 200
+//! events as fast as possible, over SSE, WebSocket and long-polling; every
+//! event reaches every subscriber of its topic once, in order, and the JSON
+//! line says so.
 #![allow(clippy::disallowed_types)] // wall-clock bound on a child process
 
 mod common;
@@ -10,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::Hub;
 
-fn bench(hub: &Hub, extra: &[&str]) -> (std::process::ExitStatus, String, String) {
-    let sub = format!("http://{}/sse?topic={{topic}}", hub.addr);
+fn bench(hub: &Hub, route: &str, extra: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let sub = format!("http://{}/{route}?topic={{topic}}", hub.addr);
     let publ = format!("http://{}/publish?topic={{topic}}", hub.addr);
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg("bench")
@@ -39,11 +40,20 @@ fn bench(hub: &Hub, extra: &[&str]) -> (std::process::ExitStatus, String, String
 
 #[test]
 fn bench_delivers_every_event_once_in_order_and_reports_json() {
+    for transport in ["sse", "ws", "poll"] {
+        smoke(transport);
+    }
+}
+
+fn smoke(transport: &str) {
     let hub = Hub::start(&[]);
     let pid = hub.child.id().to_string();
     let (status, stdout, stderr) = bench(
         &hub,
+        transport,
         &[
+            "--transport",
+            transport,
             "--subscribers",
             "50",
             "--topics",
@@ -63,12 +73,12 @@ fn bench_delivers_every_event_once_in_order_and_reports_json() {
     assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
     let line = stdout.lines().last().expect("a JSON line");
     let v: serde_json::Value = serde_json::from_str(line).expect(line);
-    assert_eq!(v["scenario"], "smoke");
-    assert_eq!(v["connected"], 50, "{line}");
+    assert_eq!(v["scenario"], "smoke", "{transport}");
+    assert_eq!(v["connected"], 50, "{transport}: {line}");
     assert_eq!(v["published"], 200, "{line}");
     assert_eq!(v["deliveries"], 50 * 200 / 5, "{line}");
     for field in ["lost", "duplicated", "out_of_order", "unexpected"] {
-        assert_eq!(v[field], 0, "{field}: {line}");
+        assert_eq!(v[field], 0, "{transport} {field}: {line}");
     }
     assert_eq!(v["timed_out"], false);
     assert!(v["p50_ms"].as_f64().unwrap() > 0.0, "{line}");
@@ -83,6 +93,7 @@ fn bench_paced_run_loses_nothing() {
     let hub = Hub::start(&[]);
     let (status, stdout, stderr) = bench(
         &hub,
+        "sse",
         &[
             "--subscribers",
             "20",
@@ -111,6 +122,7 @@ fn bench_json_batches_keep_each_topic_in_order() {
     let batch_url = format!("http://{}/publish", hub.addr);
     let (status, stdout, stderr) = bench(
         &hub,
+        "sse",
         &[
             "--subscribers",
             "10",

@@ -68,3 +68,36 @@ async fn tasks_stay_small() {
     // and their connection's slot (8 bytes each).
     assert!(std::mem::size_of_val(&task) <= 672);
 }
+
+/// An idle WebSocket session costs its task's future and the socket's
+/// buffers: bound the future's size (the idle-memory benchmark reads the rest).
+#[tokio::test]
+async fn websocket_session_size() {
+    let fanout = Arc::new(Fanout::new(8));
+    let log = Arc::new(MemoryLog::new(1, Retention::default(), fanout.clone()));
+    let hub = Hub::new(log, fanout, Limits::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(
+        listener,
+        hub.clone(),
+        ServerOptions::default(),
+        CancellationToken::new(),
+    );
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let ws = tokio_websockets::ServerBuilder::new().serve(stream);
+    println!("websocket stream: {} bytes", std::mem::size_of_val(&ws));
+    let session = crate::transports::ws::session::Session::new(
+        ws,
+        server.shared().clone(),
+        crate::auth::Access::Everything,
+        None,
+        None,
+    );
+    println!("session: {} bytes", std::mem::size_of_val(&session));
+    let run = session.run();
+    println!("session task future: {} bytes", std::mem::size_of_val(&run));
+    // 2312 in debug builds. An idle WebSocket costs ~8 KiB of hub RSS in all
+    // (docs/BENCHMARKS.md): keep this part from growing unnoticed.
+    assert!(std::mem::size_of_val(&run) <= 2560);
+}
