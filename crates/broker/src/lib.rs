@@ -239,9 +239,9 @@ pub async fn open(
     let scheme = options.url.split_once("://").map(|(s, _)| s);
     match scheme {
         #[cfg(feature = "redis")]
-        Some("redis" | "rediss") => Ok(RedisLog::open(options, fanout).await?),
+        Some("redis") => Ok(RedisLog::open(options, fanout).await?),
         #[cfg(feature = "nats")]
-        Some("nats" | "tls") => Ok(NatsLog::open(options, fanout).await?),
+        Some("nats") => Ok(NatsLog::open(options, fanout).await?),
         _ => {
             let _ = fanout;
             Err(BrokerError::Scheme(options.url))

@@ -360,7 +360,7 @@ fn broker(s: &Settings) -> Result<Option<BrokerOptions>, BadConfig> {
     if s.broker.is_empty() {
         return Ok(None);
     }
-    if !["redis://", "rediss://", "nats://", "tls://"]
+    if !["redis://", "nats://"]
         .iter()
         .any(|p| s.broker.starts_with(p))
     {
