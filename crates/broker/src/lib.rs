@@ -203,7 +203,7 @@ pub enum BrokerError {
     /// The broker did not answer, or refused the set-up.
     #[error("broker {url}: {detail}")]
     Unreachable {
-        /// The broker URL.
+        /// The broker URL, credentials hidden.
         url: String,
         /// What went wrong.
         detail: String,
@@ -244,8 +244,20 @@ pub async fn open(
         Some("nats") => Ok(NatsLog::open(options, fanout).await?),
         _ => {
             let _ = fanout;
-            Err(BrokerError::Scheme(options.url))
+            Err(BrokerError::Scheme(redacted(&options.url)))
         }
+    }
+}
+
+/// `url` with any credentials replaced by `***`, for logs and error messages.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
     }
 }
 
@@ -270,4 +282,17 @@ pub(crate) fn duplicate_in_batch(batch: &[Draft]) -> Result<(), AppendError> {
         seen.push(id);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn credentials_never_reach_logs() {
+        assert_eq!(redacted("redis://:pw@h:6379/0"), "redis://***@h:6379/0");
+        assert_eq!(redacted("nats://u:p@h:4222"), "nats://***@h:4222");
+        assert_eq!(redacted("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redacted("redis://h:6379/a@b"), "redis://h:6379/a@b");
+    }
 }

@@ -72,7 +72,7 @@ impl NatsLog {
         fanout: Arc<Fanout>,
     ) -> Result<Arc<NatsLog>, BrokerError> {
         let unreachable = |detail: String| BrokerError::Unreachable {
-            url: opts.url.clone(),
+            url: crate::redacted(&opts.url),
             detail,
         };
         let (min, max) = (opts.reconnect_min, opts.reconnect_max);
@@ -95,7 +95,7 @@ impl NatsLog {
         let epoch = epoch_of(&info);
         let ids = ensure_ids(&js, &opts).await.map_err(&unreachable)?;
         tracing::info!(
-            url = %opts.url,
+            url = %crate::redacted(&opts.url),
             stream = %opts.stream,
             epoch = format!("{epoch:x}"),
             last_seq = info.state.last_sequence,

@@ -79,7 +79,7 @@ impl RedisLog {
         fanout: Arc<Fanout>,
     ) -> Result<Arc<RedisLog>, BrokerError> {
         let unreachable = |detail: String| BrokerError::Unreachable {
-            url: opts.url.clone(),
+            url: crate::redacted(&opts.url),
             detail,
         };
         let client =
@@ -96,7 +96,7 @@ impl RedisLog {
             .await
             .map_err(&unreachable)?;
         tracing::info!(
-            url = %opts.url,
+            url = %crate::redacted(&opts.url),
             stream = %keys.log,
             epoch = format!("{epoch:x}"),
             last_seq = counter,

@@ -366,7 +366,7 @@ fn broker(s: &Settings) -> Result<Option<BrokerOptions>, BadConfig> {
     {
         return Err(BadConfig(format!(
             "broker = {:?}: use redis://HOST:PORT or nats://HOST:PORT (or \"\" for the embedded store)",
-            s.broker
+            herald_broker::redacted(&s.broker)
         )));
     }
     if s.broker_timeout_ms == 0 || s.broker_reconnect_min_ms == 0 {

@@ -122,7 +122,7 @@ async fn serve(config: Config) -> ExitCode {
     }
     let head = log.last_seq();
     let history = match &config.broker {
-        Some(b) => b.url.clone(),
+        Some(b) => herald_broker::redacted(&b.url),
         None => config.data_dir.display().to_string(),
     };
     tracing::info!(%addr, %history, epoch = format!("{:x}", log.epoch()), last_seq = head, "herald started");
