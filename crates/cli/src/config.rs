@@ -153,7 +153,7 @@ settings! {
     /// Seconds between looks at tls_cert and tls_key for a new certificate (0 = only on SIGHUP).
     tls_reload_secs: u64 = 10, "HERALD_TLS_RELOAD_SECS";
     /// Cluster mode: the shared log, redis://HOST:PORT or nats://HOST:PORT ("" = the embedded store in data_dir).
-    broker: String = String::new(), "HERALD_BROKER";
+    broker: String = String::new(), "HERALD_BROKER", hide_env_values = true;
     /// Name of the shared log (Redis key prefix or JetStream stream): nodes sharing it form one cluster.
     broker_stream: String = "herald".into(), "HERALD_BROKER_STREAM";
     /// Most events the broker's stream keeps (0 = no count bound; age is retention_max_age_secs).
