@@ -15,6 +15,7 @@ mod auth;
 mod tls;
 mod webhooks;
 pub use auth::AuthSettings;
+use herald_broker::BrokerOptions;
 use herald_server::ServerOptions;
 use herald_store::StoreOptions;
 
@@ -217,6 +218,18 @@ settings! {
     stats_interval_ms: u64 = 1000, "HERALD_STATS_INTERVAL_MS";
     /// Most items one admin listing returns (a request's limit is capped to it).
     admin_page_max: usize = 1000, "HERALD_ADMIN_PAGE_MAX";
+    /// Cluster mode: the shared log, redis://HOST:PORT or nats://HOST:PORT ("" = the embedded store in data_dir).
+    broker: String = String::new(), "HERALD_BROKER", hide_env_values = true;
+    /// Name of the shared log (Redis key prefix or JetStream stream): nodes sharing it form one cluster.
+    broker_stream: String = "herald".into(), "HERALD_BROKER_STREAM";
+    /// Most events the broker's stream keeps (0 = no count bound; age is retention_max_age_secs).
+    broker_max_events: u64 = 1_000_000, "HERALD_BROKER_MAX_EVENTS";
+    /// Longest one broker operation may take, in ms (a publish then answers 503).
+    broker_timeout_ms: u64 = 5_000, "HERALD_BROKER_TIMEOUT_MS";
+    /// First delay before reconnecting to the broker, in ms (doubles on each failure).
+    broker_reconnect_min_ms: u64 = 100, "HERALD_BROKER_RECONNECT_MIN_MS";
+    /// Longest delay between reconnection attempts, in ms.
+    broker_reconnect_max_ms: u64 = 5_000, "HERALD_BROKER_RECONNECT_MAX_MS";
 }
 
 /// A setting that cannot work, with what to change.
@@ -250,6 +263,8 @@ pub struct Config {
     pub json_logs: bool,
     /// Token verification and where tokens come from.
     pub auth: AuthSettings,
+    /// Cluster mode: the broker holding the shared log (`None` = embedded store).
+    pub broker: Option<BrokerOptions>,
 }
 
 /// Layers the file (if any) and the overrides over the defaults, then validates.
@@ -400,6 +415,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
     let auth = auth::validate(&s)?;
     let tls = tls::validate(&s)?;
     let webhooks = webhooks::validate(&s)?;
+    let broker = broker(&s)?;
     let retention = Retention {
         max_events_per_topic: s.retention_events_per_topic,
         max_bytes: s.retention_max_bytes,
@@ -467,7 +483,40 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ring_capacity: s.ring_capacity,
         json_logs,
         auth,
+        broker,
     })
+}
+
+/// The broker settings, when `broker` is set.
+fn broker(s: &Settings) -> Result<Option<BrokerOptions>, BadConfig> {
+    if s.broker.is_empty() {
+        return Ok(None);
+    }
+    if !["redis://", "nats://"]
+        .iter()
+        .any(|p| s.broker.starts_with(p))
+    {
+        return Err(BadConfig(format!(
+            "broker = {:?}: use redis://HOST:PORT or nats://HOST:PORT (or \"\" for the embedded store)",
+            herald_broker::redacted(&s.broker)
+        )));
+    }
+    if s.broker_timeout_ms == 0 || s.broker_reconnect_min_ms == 0 {
+        return Err(BadConfig(
+            "broker_timeout_ms and broker_reconnect_min_ms must be greater than 0".into(),
+        ));
+    }
+    let ms = Duration::from_millis;
+    Ok(Some(BrokerOptions {
+        url: s.broker.clone(),
+        stream: s.broker_stream.clone(),
+        max_events: s.broker_max_events,
+        max_age: (s.retention_max_age_secs > 0)
+            .then(|| Duration::from_secs(s.retention_max_age_secs)),
+        timeout: ms(s.broker_timeout_ms),
+        reconnect_min: ms(s.broker_reconnect_min_ms),
+        reconnect_max: ms(s.broker_reconnect_max_ms),
+    }))
 }
 
 #[cfg(test)]
@@ -526,6 +575,39 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("no_such_setting")
+        );
+    }
+}
+
+#[cfg(test)]
+mod broker_settings {
+    use super::*;
+
+    #[test]
+    fn broker_url_is_checked_and_mapped() {
+        let with = |url: &str| {
+            load(
+                None,
+                Overrides {
+                    broker: Some(url.into()),
+                    broker_max_events: Some(7),
+                    ..Default::default()
+                },
+            )
+        };
+        assert!(load(None, Overrides::default()).unwrap().broker.is_none());
+        let b = with("redis://127.0.0.1:6379").unwrap().broker.unwrap();
+        assert_eq!(
+            (b.url.as_str(), b.max_events),
+            ("redis://127.0.0.1:6379", 7)
+        );
+        assert_eq!(b.max_age, Some(Duration::from_secs(7 * 24 * 3600)));
+        assert!(with("nats://127.0.0.1:4222").is_ok());
+        assert!(
+            with("http://127.0.0.1:6379")
+                .unwrap_err()
+                .0
+                .contains("broker")
         );
     }
 }

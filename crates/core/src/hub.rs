@@ -168,13 +168,14 @@ impl Hub {
         head: Position,
     ) -> Result<Result<u64, ResetReason>, SubscribeError> {
         if let Some(p) = Position::parse(cursor) {
-            return Ok(if p.epoch != head.epoch {
-                Err(ResetReason::Epoch)
-            } else if p.seq > head.seq {
-                Err(ResetReason::Unknown)
-            } else {
-                Ok(p.seq)
-            });
+            if p.epoch != head.epoch {
+                return Ok(Err(ResetReason::Epoch));
+            }
+            // A position another node handed out may be a little ahead of this one.
+            if p.seq > head.seq && p.seq > self.log.catch_up_to(p.seq).await {
+                return Ok(Err(ResetReason::Unknown));
+            }
+            return Ok(Ok(p.seq));
         }
         match self.log.lookup_id(cursor.to_string()).await {
             Ok(Some(seq)) => Ok(Ok(seq)),

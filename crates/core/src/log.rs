@@ -180,6 +180,23 @@ pub trait Log: Send + Sync + 'static {
         let _ = (topic, trim);
         Box::pin(async { Err(AppendError::Unavailable(NOT_SUPPORTED.into())) })
     }
+
+    /// Waits until this node has handed every event up to `seq` to the
+    /// fan-out, if `seq` was committed at all, and returns [`Log::last_seq`]
+    /// then. A log fed by a broker can be a little behind events another node
+    /// committed (a client resuming here with a position it got there); a log
+    /// that commits locally answers at once. Bounded in time; cancel-safe.
+    fn catch_up_to(&self, seq: u64) -> BoxFuture<'_, u64> {
+        let _ = seq;
+        let last = self.last_seq();
+        Box::pin(async move { last })
+    }
+
+    /// `Err` with the reason while the log cannot take appends (a broker that
+    /// is unreachable): the node is then not ready for traffic.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What the default implementations of optional [`Log`] methods answer.

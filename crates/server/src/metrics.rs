@@ -206,6 +206,7 @@ pub fn ready(shared: &Shared) -> Result<(), String> {
     if shared.shutdown.is_cancelled() {
         return Err("shutting down".into());
     }
+    shared.hub.log().health()?;
     shared
         .hub
         .log()

@@ -131,7 +131,7 @@ POST /websub                 WebSub hub: subscribe, unsubscribe, publish pings (
 POST /webhooks               create a webhook subscription (JSON); GET lists, DELETE /webhooks/ID removes\n\
 /bayeux                      Bayeux 1.0 (CometD, Faye): long-polling, callback-polling, websocket\n\
 GET  /healthz                liveness\n\
-GET  /readyz                 readiness (503 while draining)\n\
+GET  /readyz                 readiness (503 while draining or the broker is out of reach)\n\
 GET  /metrics                Prometheus / OpenMetrics metrics\n\
 GET  /presence?topic=T       how many subscribe to T (and who, with presence rights)\n\
 GET  /admin/...              admin API (admin token): topics, history, connections, drain, stats\n\
@@ -174,8 +174,8 @@ fn not_allowed(allow: &'static str, verdict: &cors::Verdict) -> Response<Body> {
 }
 
 /// A small text response.
-pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed_unsync());
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

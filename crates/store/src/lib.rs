@@ -20,7 +20,8 @@
 //!   `webhooks` table in the same file; changes go through the writer thread
 //!   (a `Records` command, committed with the group), loads read a snapshot.
 //! - `tables.rs`: the seven tables and the meta record (epoch, next `seq`,
-//!   global trim mark, total bytes); `codec.rs`: the postcard form of an event.
+//!   global trim mark, total bytes); `codec.rs`: the postcard form of an event
+//!   (also [`event_codec`], which the broker logs store in their streams).
 //! - `stats.rs`: [`StoreStats`], kept in atomics by the writer so reading them
 //!   costs nothing, the latency histograms and the last write's failure
 //!   (readiness); `error.rs`: [`StoreError`].
@@ -47,6 +48,32 @@ use herald_core::Retention;
 pub use error::StoreError;
 pub use redb_log::RedbLog;
 pub use stats::StoreStats;
+
+/// The stored form of an event (postcard), shared with the broker logs so an
+/// event has one encoding wherever it is kept. `seq` and hub-generated ids are
+/// not in the bytes: the key holds `seq`, and the id is rebuilt from the epoch.
+pub mod event_codec {
+    use herald_core::Event;
+
+    use crate::error::Fault;
+
+    fn describe(fault: Fault) -> String {
+        match fault {
+            Fault::Corrupt(s) | Fault::Incompatible(s) => s,
+            Fault::Db(e) => e.to_string(),
+        }
+    }
+
+    /// The bytes that store `ev` (its `seq` and hub id are left out).
+    pub fn encode(ev: &Event) -> Result<Vec<u8>, String> {
+        crate::codec::encode(ev).map_err(describe)
+    }
+
+    /// Rebuilds the event stored as `bytes` at `seq` in a log of `epoch`.
+    pub fn decode(seq: u64, epoch: u64, bytes: &[u8]) -> Result<Event, String> {
+        crate::codec::decode(seq, epoch, bytes).map_err(describe)
+    }
+}
 
 /// How the embedded log keeps history and batches its writes.
 #[derive(Debug, Clone)]

@@ -1,4 +1,5 @@
-//! `herald serve`: validate config, open the store, serve until a signal,
+//! `herald serve`: validate config, open the store (or the broker's shared
+//! log in cluster mode), serve until a signal,
 //! drain with a deadline, flush the store, exit.
 
 use std::io::Write;
@@ -14,6 +15,8 @@ use crate::config::{self, Config, Overrides};
 
 /// Exit code when the store cannot be opened (sysexits EX_IOERR).
 const EX_IOERR: u8 = 74;
+/// Exit code when the broker does not answer (sysexits EX_UNAVAILABLE).
+const EX_UNAVAILABLE: u8 = 69;
 
 /// Arguments of `herald serve`.
 #[derive(Debug, clap::Args)]
@@ -63,12 +66,30 @@ fn init_tracing(json: bool) {
 
 async fn serve(config: Config) -> ExitCode {
     let fanout = Arc::new(Fanout::new(config.ring_capacity));
-    let log = match RedbLog::open(&config.data_dir, config.store.clone(), fanout.clone()) {
-        Ok(log) => log,
-        Err(e) => {
-            eprintln!("herald: cannot open the store: {e}");
-            return ExitCode::from(EX_IOERR);
-        }
+    // Webhook subscriptions live in the history file, beside the events; in a
+    // cluster, in this node's memory (docs/OPERATIONS.md, cluster).
+    let (log, webhook_store): (Arc<dyn Log>, Arc<dyn herald_core::WebhookStore>) = match &config
+        .broker
+    {
+        None => match RedbLog::open(&config.data_dir, config.store.clone(), fanout.clone()) {
+            Ok(log) => (log.clone(), log),
+            Err(e) => {
+                eprintln!("herald: cannot open the store: {e}");
+                return ExitCode::from(EX_IOERR);
+            }
+        },
+        Some(broker) => match herald_broker::open(broker.clone(), fanout.clone()).await {
+            Ok(log) => {
+                tracing::warn!(
+                    "cluster mode: webhook subscriptions are kept in this node's memory (not shared with other nodes, lost at restart)"
+                );
+                (log, Arc::new(herald_core::MemoryWebhookStore::default()))
+            }
+            Err(e) => {
+                eprintln!("herald: cannot open the shared log: {e}");
+                return ExitCode::from(EX_UNAVAILABLE);
+            }
+        },
     };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
@@ -80,13 +101,12 @@ async fn serve(config: Config) -> ExitCode {
     };
     let hub = Hub::new(log.clone(), fanout.clone(), config.limits.clone());
     let shutdown = CancellationToken::new();
-    // Webhook subscriptions live in the history file, beside the events.
     let server = Server::with_store(
         listener,
         hub,
         config.server.clone(),
         shutdown.clone(),
-        log.clone(),
+        webhook_store,
     );
     let addr = match server.local_addr() {
         Ok(a) => a,
@@ -121,7 +141,11 @@ async fn serve(config: Config) -> ExitCode {
         tracing::warn!("GET /ws/echo is on: a WebSocket echo for conformance suites only");
     }
     let head = log.last_seq();
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), epoch = format!("{:x}", log.epoch()), last_seq = head, "herald started");
+    let history = match &config.broker {
+        Some(b) => herald_broker::redacted(&b.url),
+        None => config.data_dir.display().to_string(),
+    };
+    tracing::info!(%addr, %history, epoch = format!("{:x}", log.epoch()), last_seq = head, "herald started");
     let scheme = match &config.server.tls {
         Some(tls) => {
             tracing::info!(

@@ -1,0 +1,43 @@
+//! Three herald nodes over one NATS JetStream (`--broker nats://…`): cross-node
+//! delivery, a node killed mid-stream, NATS restarted with and without its
+//! data, and a long mixed run compared event by event.
+
+mod cluster;
+mod common;
+
+use cluster::broker::{Kind, available};
+
+#[test]
+fn nats_publish_on_any_node_reaches_every_node() {
+    if available(Kind::Nats) {
+        cluster::cross_node_delivery(Kind::Nats);
+    }
+}
+
+#[test]
+fn nats_node_killed_mid_stream_resumes_on_another_without_loss() {
+    if available(Kind::Nats) {
+        cluster::node_killed_mid_stream(Kind::Nats);
+    }
+}
+
+#[test]
+fn nats_restart_keeping_data_loses_nothing() {
+    if available(Kind::Nats) {
+        cluster::broker_restart(Kind::Nats, false);
+    }
+}
+
+#[test]
+fn nats_restart_losing_data_changes_the_epoch() {
+    if available(Kind::Nats) {
+        cluster::broker_restart(Kind::Nats, true);
+    }
+}
+
+#[test]
+fn nats_mixed_run_delivers_every_event_once_in_order() {
+    if available(Kind::Nats) {
+        cluster::mixed_run(Kind::Nats);
+    }
+}

@@ -1,0 +1,43 @@
+//! Three herald nodes over one Redis (`--broker redis://…`): cross-node
+//! delivery, a node killed mid-stream, Redis restarted with and without its
+//! data, and a long mixed run compared event by event.
+
+mod cluster;
+mod common;
+
+use cluster::broker::{Kind, available};
+
+#[test]
+fn redis_publish_on_any_node_reaches_every_node() {
+    if available(Kind::Redis) {
+        cluster::cross_node_delivery(Kind::Redis);
+    }
+}
+
+#[test]
+fn redis_node_killed_mid_stream_resumes_on_another_without_loss() {
+    if available(Kind::Redis) {
+        cluster::node_killed_mid_stream(Kind::Redis);
+    }
+}
+
+#[test]
+fn redis_restart_keeping_data_loses_nothing() {
+    if available(Kind::Redis) {
+        cluster::broker_restart(Kind::Redis, false);
+    }
+}
+
+#[test]
+fn redis_restart_losing_data_changes_the_epoch() {
+    if available(Kind::Redis) {
+        cluster::broker_restart(Kind::Redis, true);
+    }
+}
+
+#[test]
+fn redis_mixed_run_delivers_every_event_once_in_order() {
+    if available(Kind::Redis) {
+        cluster::mixed_run(Kind::Redis);
+    }
+}
