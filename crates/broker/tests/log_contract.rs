@@ -32,6 +32,7 @@ fn draft(topics: &[&str], data: &str, id: Option<&str>) -> Draft {
         id: id.map(Box::from),
         retry: None,
         private: false,
+        content_type: None,
     }
 }
 
