@@ -348,14 +348,7 @@ impl Subscription {
             let selector =
                 Selector::new(self.topics.iter().cloned(), rare.patterns.iter().cloned());
             let after = self.last.max(rare.scanned);
-            let mut page = self.log.scan(selector, after, PAGE).await?;
-            // See below: events above the published head come from the rings.
-            let head = self.log.last_seq();
-            page.events.retain(|e| e.seq <= head);
-            if page.through > head {
-                page.through = head;
-                page.more = false;
-            }
+            let page = self.log.scan(selector, after, PAGE).await?;
             self.catching_up = page.more;
             self.backlog.extend(page.events);
             if let Some(rare) = self.rare.as_deref_mut() {
@@ -363,18 +356,8 @@ impl Subscription {
             }
             return Ok(());
         }
-        let mut page = self.log.read(self.topics.to_vec(), self.last, PAGE).await?;
-        let full = page.len() == PAGE;
-        // A log's readers may see a commit a moment before the log publishes
-        // its new `last_seq` and hands the events to the rings. Yielding such
-        // an event would let a client resume from a position the hub does
-        // not know yet (a spurious `unknown` reset); the rings bring it
-        // anyway, since the cursors were registered before this read. Every
-        // event at or below the head precedes the dropped ones, so none is
-        // missed.
-        let head = self.log.last_seq();
-        page.retain(|e| e.seq <= head);
-        self.catching_up = full && page.len() == PAGE;
+        let page = self.log.read(self.topics.to_vec(), self.last, PAGE).await?;
+        self.catching_up = page.len() == PAGE;
         self.backlog.extend(page);
         Ok(())
     }

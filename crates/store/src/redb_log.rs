@@ -157,6 +157,11 @@ impl RedbLog {
     }
 }
 
+/// Milliseconds `catch_up_to` waits at most for the writer to publish a
+/// commit a reader already saw (a position ahead of everything committed
+/// waits this long once, then resets as `unknown`).
+const CATCH_UP_POLLS: u32 = 100;
+
 impl Log for RedbLog {
     fn epoch(&self) -> u64 {
         self.epoch
@@ -164,6 +169,23 @@ impl Log for RedbLog {
 
     fn last_seq(&self) -> u64 {
         self.counters.last_seq()
+    }
+
+    /// A reader can see a commit a moment before the writer publishes its
+    /// new `last_seq` (and hands the events to the rings): a client given
+    /// such an event from history may resume from it at once. Wait (briefly,
+    /// bounded) for the writer instead of calling the position unknown.
+    fn catch_up_to(&self, seq: u64) -> BoxFuture<'_, u64> {
+        Box::pin(async move {
+            for _ in 0..CATCH_UP_POLLS {
+                let last = self.counters.last_seq();
+                if last >= seq {
+                    return last;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            self.counters.last_seq()
+        })
     }
 
     fn append(
