@@ -516,9 +516,14 @@ impl Inner {
             return delivered;
         }
         let epoch = self.progress.epoch();
-        if let Ok(s) = self.stream().await
-            && s.cached_info().state.last_sequence >= seq
-        {
+        // Wait unless the stream says the position does not exist yet (when
+        // it cannot be asked, waiting costs at most the timeout; a false
+        // `unknown` would cost the client a reset).
+        let may_exist = match self.stream().await {
+            Ok(s) => s.cached_info().state.last_sequence >= seq,
+            Err(_) => true,
+        };
+        if may_exist {
             self.progress
                 .wait_delivered(epoch, seq, self.opts.timeout)
                 .await;

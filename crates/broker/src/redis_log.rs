@@ -373,12 +373,12 @@ impl Inner {
         let epoch = self.progress.epoch();
         let counter: Result<Value, String> =
             timed(self.opts.timeout, cmd.query_async(&mut self.conn.clone())).await;
-        if counter
-            .ok()
-            .as_ref()
-            .and_then(reply::number)
-            .is_some_and(|c| c >= seq)
-        {
+        // Wait unless Redis says the position does not exist yet (as NatsLog).
+        let may_exist = match counter.ok().as_ref().map(reply::number) {
+            Some(Some(c)) => c >= seq,
+            _ => true,
+        };
+        if may_exist {
             self.progress
                 .wait_delivered(epoch, seq, self.opts.timeout)
                 .await;

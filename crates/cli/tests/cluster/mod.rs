@@ -68,6 +68,15 @@ impl Cluster {
     }
 }
 
+/// Scenarios of one test binary run one at a time: each starts a broker and
+/// three nodes, and several at once on a two-core machine make timing-bound
+/// steps (a follower catching up, a reconnect) much slower than any
+/// deployment would see.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn node_args(url: &str) -> Vec<String> {
     [
         "--broker",
@@ -135,6 +144,7 @@ fn assert_exact(what: &str, seen: &Seen, topics: &[String], sent: &Sent, after_s
 /// A publish on any node reaches subscribers on every node, over every
 /// transport, in the same order; publisher ids resume on another node.
 pub fn cross_node_delivery(kind: Kind) {
+    let _one = one_at_a_time();
     let c = Cluster::start(kind, false);
     let epoch = c.epoch();
     let from = format!("{epoch}-0");
@@ -209,6 +219,7 @@ pub fn cross_node_delivery(kind: Kind) {
 /// A node killed with SIGKILL mid-stream: its subscriber resumes on another
 /// node from its last id and loses nothing, duplicates nothing.
 pub fn node_killed_mid_stream(kind: Kind) {
+    let _one = one_at_a_time();
     let mut c = Cluster::start(kind, false);
     let from = format!("{}-0", c.epoch());
     let reader = Reader::start(Transport::Sse, &["k"], c.addrs(), 0, from);
@@ -253,6 +264,7 @@ pub fn node_killed_mid_stream(kind: Kind) {
 /// (`wipe` false) nothing is lost; with the stream lost the epoch changes
 /// and a resuming client is told "reset".
 pub fn broker_restart(kind: Kind, wipe: bool) {
+    let _one = one_at_a_time();
     let persistent = !wipe;
     let mut c = Cluster::start(kind, persistent);
     let epoch = c.epoch();
@@ -364,6 +376,7 @@ pub fn broker_restart(kind: Kind, wipe: bool) {
 /// NDJSON and long-poll, one node killed and restarted mid-run; every
 /// reader's sequence is compared exactly with what was published.
 pub fn mixed_run(kind: Kind) {
+    let _one = one_at_a_time();
     let secs: u64 = std::env::var("HERALD_CLUSTER_MIXED_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
