@@ -8,10 +8,8 @@ use super::*;
 use crate::listener::Transport;
 use crate::transports::format::Format;
 
-/// What an idle stream costs is mostly the size of its task's future: keep it
-/// small (DESIGN.md: the lean path holds a socket, a cursor and a few bytes).
-#[tokio::test]
-async fn tasks_stay_small() {
+/// A server on a port-0 listener over an in-memory hub (not accepting).
+async fn test_server() -> (Hub, Server, std::net::SocketAddr) {
     let fanout = Arc::new(Fanout::new(8));
     let log = Arc::new(MemoryLog::new(1, Retention::default(), fanout.clone()));
     let hub = Hub::new(log, fanout, Limits::default());
@@ -23,6 +21,14 @@ async fn tasks_stay_small() {
         ServerOptions::default(),
         CancellationToken::new(),
     );
+    (hub, server, addr)
+}
+
+/// What an idle stream costs is mostly the size of its task's future: keep it
+/// small (DESIGN.md: the lean path holds a socket, a cursor and a few bytes).
+#[tokio::test]
+async fn tasks_stay_small() {
+    let (hub, server, addr) = test_server().await;
     let stream = TcpStream::connect(addr).await.unwrap();
     let slot = server
         .shared()
@@ -78,17 +84,7 @@ async fn tasks_stay_small() {
 /// buffers: bound the future's size (the idle-memory benchmark reads the rest).
 #[tokio::test]
 async fn websocket_session_size() {
-    let fanout = Arc::new(Fanout::new(8));
-    let log = Arc::new(MemoryLog::new(1, Retention::default(), fanout.clone()));
-    let hub = Hub::new(log, fanout, Limits::default());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(
-        listener,
-        hub.clone(),
-        ServerOptions::default(),
-        CancellationToken::new(),
-    );
+    let (_hub, server, addr) = test_server().await;
     let stream = TcpStream::connect(addr).await.unwrap();
     let ws = tokio_websockets::ServerBuilder::new().serve(stream);
     println!("websocket stream: {} bytes", std::mem::size_of_val(&ws));
