@@ -87,6 +87,9 @@ settings! {
     retention_max_bytes: u64 = 1 << 30, "HERALD_RETENTION_MAX_BYTES";
     /// History kept, in seconds of age (0 = no age bound).
     retention_max_age_secs: u64 = 7 * 24 * 3600, "HERALD_RETENTION_MAX_AGE_SECS";
+    /// Longest wait, in microseconds, for more publishers to join a group commit
+    /// when publishers take turns (0 = commit at once; a lone publisher never waits).
+    store_commit_linger_us: u64 = herald_store::DEFAULT_COMMIT_LINGER_US, "HERALD_STORE_COMMIT_LINGER_US";
     /// Longest a long-poll is held, in seconds (caps the client's timeout).
     poll_timeout_max_secs: u64 = 30, "HERALD_POLL_TIMEOUT_MAX_SECS";
     /// Most events in one poll answer (caps the client's max).
@@ -397,6 +400,12 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
             s.max_data_bytes, s.max_body_bytes
         )));
     }
+    if s.store_commit_linger_us > 100_000 {
+        return Err(BadConfig(format!(
+            "store_commit_linger_us = {} is too long: use at most 100000 (0.1 s; 200 is the default)",
+            s.store_commit_linger_us
+        )));
+    }
     if s.retention_max_bytes == 0 {
         return Err(BadConfig(
             "retention_max_bytes must be greater than 0".into(),
@@ -478,6 +487,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         },
         store: StoreOptions {
             retention,
+            commit_linger: Duration::from_micros(s.store_commit_linger_us),
             ..StoreOptions::default()
         },
         ring_capacity: s.ring_capacity,

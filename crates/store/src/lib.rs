@@ -75,6 +75,9 @@ pub mod event_codec {
     }
 }
 
+/// [`StoreOptions::commit_linger`]'s default, in microseconds.
+pub const DEFAULT_COMMIT_LINGER_US: u64 = 200;
+
 /// How the embedded log keeps history and batches its writes.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -87,6 +90,12 @@ pub struct StoreOptions {
     /// How often the writer removes events older than `retention.max_age`.
     /// Appends trim too, so this only matters when publishing stops.
     pub trim_interval: Duration,
+    /// How long the writer may wait for more appenders before committing a
+    /// group, when the group before it had several: publishers that take turns
+    /// (one request each in flight) then share one `fsync` instead of
+    /// splitting into cohorts that each pay for one. A lone publisher is never
+    /// delayed. Zero turns it off.
+    pub commit_linger: Duration,
 }
 
 impl Default for StoreOptions {
@@ -95,6 +104,7 @@ impl Default for StoreOptions {
             retention: Retention::default(),
             max_batch_events: 4096,
             trim_interval: Duration::from_secs(1),
+            commit_linger: Duration::from_micros(DEFAULT_COMMIT_LINGER_US),
         }
     }
 }

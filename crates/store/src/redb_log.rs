@@ -85,6 +85,7 @@ impl RedbLog {
             fanout,
             counters: counters.clone(),
             rx,
+            last_group: 0,
         };
         let handle = std::thread::Builder::new()
             .name("herald-store-writer".into())

@@ -3,7 +3,8 @@
 //! It takes the first waiting command, drains whatever else is waiting (up to
 //! `max_batch_events` events) into a group, and applies the whole group in
 //! ONE write transaction with an `fsync` on commit: publishers that arrive
-//! together share one disk flush. Each append is checked on its own inside the
+//! together share one disk flush; after a group of several it lingers up to
+//! `commit_linger` for more, so publishers taking turns share it too. Each append is checked on its own inside the
 //! transaction, so a duplicate id fails that batch alone. Only after the commit
 //! does it publish `last_seq`, hand the events to the fan-out (in `seq` order,
 //! as the `Log` contract requires) and answer the appenders. A storage error
@@ -73,6 +74,8 @@ pub(crate) struct Writer {
     pub(crate) fanout: Arc<Fanout>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) rx: Receiver<Command>,
+    /// How many commands the last group held (decides whether to linger).
+    pub(crate) last_group: usize,
 }
 
 impl Writer {
@@ -110,6 +113,7 @@ impl Writer {
         let (mut ops, mut replies) = (Vec::new(), Vec::new());
         let mut events = 0;
         let mut close = None;
+        let mut lingered = None;
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
@@ -143,11 +147,32 @@ impl Writer {
                 }
             }
             if events < max {
-                next = self.rx.try_recv().ok();
+                next = self
+                    .rx
+                    .try_recv()
+                    .ok()
+                    .or_else(|| self.linger(&mut lingered));
             }
         }
+        self.last_group = replies.len();
         self.commit_group(ops, replies);
         close
+    }
+
+    /// When the queue is empty: waits for one more command until the linger
+    /// deadline (set at the first call of a group), but only if the last group
+    /// had several commands, i.e. publishers are taking turns and the next
+    /// ones are on their way. A lone publisher is never delayed.
+    fn linger(&self, deadline: &mut Option<Instant>) -> Option<Command> {
+        if self.last_group < 2 || self.opts.commit_linger.is_zero() {
+            return None;
+        }
+        let until = *deadline.get_or_insert_with(|| Instant::now() + self.opts.commit_linger);
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        self.rx.recv_timeout(left).ok()
     }
 
     /// Applies, commits, publishes, delivers, answers: in that order.
@@ -316,4 +341,120 @@ impl Reply {
 /// Opens a channel to a writer (the sender goes to `RedbLog`).
 pub(crate) fn channel() -> (mpsc::Sender<Command>, Receiver<Command>) {
     mpsc::channel()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The commit linger, driven on a writer without its thread so the queue's
+    //! contents are known when each group is built.
+
+    use std::thread;
+
+    use bytes::Bytes;
+    use herald_core::Topic;
+
+    use super::*;
+    use crate::tables::Shape;
+
+    fn writer(linger: Duration) -> (Writer, mpsc::Sender<Command>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.redb");
+        let db = Arc::new(Database::create(&path).unwrap());
+        let meta = Meta::load_or_create(&db).unwrap();
+        let shape = Shape::read(&db).unwrap();
+        let (tx, rx) = channel();
+        let w = Writer {
+            db,
+            dir: dir.path().to_path_buf(),
+            path,
+            meta,
+            opts: StoreOptions {
+                commit_linger: linger,
+                ..StoreOptions::default()
+            },
+            fanout: Arc::new(Fanout::new(16)),
+            counters: Arc::new(Counters::new(&meta, &shape)),
+            rx,
+            last_group: 0,
+        };
+        (w, tx, dir)
+    }
+
+    fn append(tx: &mpsc::Sender<Command>) -> oneshot::Receiver<AppendResult> {
+        let (reply, rx) = oneshot::channel();
+        let draft = Draft {
+            topics: vec![Topic::parse("t", 16).unwrap()],
+            data: Bytes::from_static(b"x"),
+            kind: None,
+            id: None,
+            retry: None,
+            private: false,
+            content_type: None,
+        };
+        tx.send(Command::Append {
+            batch: vec![draft],
+            now_ms: 1,
+            reply,
+        })
+        .unwrap();
+        rx
+    }
+
+    /// Serves the next group and returns how many commands it held.
+    fn serve_next(w: &mut Writer) -> usize {
+        let first = w.rx.recv().unwrap();
+        assert!(w.serve(first).is_none());
+        w.last_group
+    }
+
+    fn seq(mut rx: oneshot::Receiver<AppendResult>) -> u64 {
+        rx.try_recv().unwrap().unwrap()[0].seq
+    }
+
+    #[test]
+    fn after_a_shared_group_the_writer_waits_for_the_next_publisher() {
+        let (mut w, tx, _dir) = writer(Duration::from_secs(2));
+        let (a, b) = (append(&tx), append(&tx));
+        assert_eq!(serve_next(&mut w), 2, "both waiting appends share a group");
+        let c = append(&tx);
+        let late = tx.clone();
+        let sender = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            append(&late)
+        });
+        assert_eq!(serve_next(&mut w), 2, "the late append joined the group");
+        let d = sender.join().unwrap();
+        assert_eq!([seq(a), seq(b), seq(c), seq(d)], [1, 2, 3, 4]);
+        assert_eq!(w.counters.snapshot().commits, 2);
+    }
+
+    #[test]
+    fn a_lone_publisher_is_not_held_back() {
+        let (mut w, tx, _dir) = writer(Duration::from_secs(30));
+        let a = append(&tx);
+        let late = tx.clone();
+        let sender = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(300));
+            append(&late)
+        });
+        assert_eq!(serve_next(&mut w), 1, "a group of one commits at once");
+        let b = sender.join().unwrap();
+        assert_eq!(serve_next(&mut w), 1);
+        assert_eq!([seq(a), seq(b)], [1, 2]);
+    }
+
+    #[test]
+    fn zero_linger_never_waits() {
+        let (mut w, tx, _dir) = writer(Duration::ZERO);
+        let (_a, _b) = (append(&tx), append(&tx));
+        assert_eq!(serve_next(&mut w), 2);
+        let _c = append(&tx);
+        let late = tx.clone();
+        let sender = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(300));
+            append(&late)
+        });
+        assert_eq!(serve_next(&mut w), 1);
+        let _d = sender.join().unwrap();
+    }
 }
