@@ -25,10 +25,17 @@ pub struct Args {
     /// Events per second (0: as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     pub(crate) rate: f64,
-    /// Keep-alive publishing connections; topic t is always published by
-    /// connection t % publishers, one event at a time, so its order is kept.
+    /// Keep-alive publishing connections; each topic (or each lane of a topic,
+    /// with --in-flight) is always published by the same connection, one event
+    /// at a time, so its order is kept.
     #[arg(long, default_value_t = 16)]
     pub(crate) publishers: u64,
+    /// Publish requests in flight per topic: a topic's events are dealt in
+    /// turn to this many lanes, each published by its own connection (when
+    /// --publishers allows), so events can pile up at the server as in a real
+    /// burst; order is then checked per lane (1: the topic's order).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) in_flight: u64,
     /// Size of each event's data in bytes (sequence number and send time, padded).
     #[arg(long, default_value_t = 100)]
     pub(crate) size: usize,
@@ -164,6 +171,8 @@ pub(crate) struct Plan {
     pub(crate) period: Option<Duration>,
     pub(crate) rate: f64,
     pub(crate) publishers: u64,
+    /// Publish lanes per topic (`--in-flight`).
+    pub(crate) lanes: u64,
     pub(crate) size: usize,
     pub(crate) sub_url: UrlTemplate,
     pub(crate) pub_url: UrlTemplate,
@@ -210,6 +219,9 @@ impl Args {
         }
         if self.publishers == 0 || self.publishers > 10_000 {
             return Err("--publishers must be between 1 and 10000".into());
+        }
+        if self.in_flight == 0 || self.in_flight > 1_000 {
+            return Err("--in-flight must be between 1 and 1000".into());
         }
         if self.connect_concurrency == 0 {
             return Err("--connect-concurrency must be at least 1".into());
@@ -281,7 +293,8 @@ impl Args {
             events: self.events,
             period,
             rate: self.rate,
-            publishers: self.publishers.min(self.topics),
+            publishers: self.publishers.min(self.topics * self.in_flight),
+            lanes: self.in_flight,
             size: self.size,
             sub_url,
             pub_url,
@@ -322,6 +335,15 @@ impl Plan {
     /// Name of topic `t`.
     pub(crate) fn topic(&self, t: u64) -> String {
         format!("{}-{t}", self.topic_prefix)
+    }
+
+    /// The publishing connection of event `seq`: event `seq` is index
+    /// `k = seq / topics` on topic `seq % topics`, in lane `k % lanes`; every
+    /// lane always goes through the same connection, one request at a time,
+    /// so a lane's order is the order its subscribers must see.
+    pub(crate) fn publisher_of(&self, seq: u64) -> usize {
+        let (t, k) = (seq % self.topics, seq / self.topics);
+        ((t * self.lanes + k % self.lanes) % self.publishers) as usize
     }
 }
 
@@ -375,5 +397,30 @@ mod tests {
         assert!(plan(&["--pub-url", "http://127.0.0.1:5561/publish/"]).is_err());
         let e = plan(&["--pub-format", "grip", "--batch", "10"]).unwrap_err();
         assert!(e.contains("--batch"), "{e}");
+    }
+
+    #[test]
+    fn each_lane_keeps_one_connection() {
+        // One topic, four lanes, enough publishers: four connections in turn.
+        let p = plan(&["--topics", "1", "--in-flight", "4", "--publishers", "16"]).unwrap();
+        assert_eq!(p.publishers, 4);
+        let conns: Vec<usize> = (0..8).map(|s| p.publisher_of(s)).collect();
+        assert_eq!(conns, [0, 1, 2, 3, 0, 1, 2, 3]);
+        // Without --in-flight a topic has one connection (the old rule t % publishers).
+        let p = plan(&["--topics", "3", "--publishers", "2"]).unwrap();
+        let conns: Vec<usize> = (0..6).map(|s| p.publisher_of(s)).collect();
+        assert_eq!(conns, [0, 1, 0, 0, 1, 0]);
+        // Fewer publishers than lanes: lanes share connections, each lane still one.
+        let p = plan(&["--topics", "2", "--in-flight", "3", "--publishers", "4"]).unwrap();
+        for seq in 0..60 {
+            let (t, k) = (seq % 2, seq / 2);
+            let same_lane = seq + 2 * 3; // the lane's next event
+            assert_eq!(
+                p.publisher_of(seq),
+                p.publisher_of(same_lane),
+                "t {t} k {k}"
+            );
+        }
+        assert!(plan(&["--in-flight", "0"]).is_err());
     }
 }

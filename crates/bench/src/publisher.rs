@@ -1,9 +1,12 @@
 //! Publishing: keep-alive HTTP/1.1 connections (hyper's client), each
 //! sending its events one at a time, in order.
 //!
-//! Topic `t` is always published by connection `t % publishers`, so the
-//! events of one topic never race each other and the server's order is the
-//! sequence order the subscribers check.
+//! Each topic's events are dealt to `--in-flight` lanes (one by default), and
+//! a lane is always published by the same connection ([`Plan::publisher_of`]),
+//! so the events of one lane never race each other and the server's order
+//! within a lane is the sequence order the subscribers check.
+//!
+//! [`Plan::publisher_of`]: crate::args::Plan::publisher_of
 
 use std::net::SocketAddr;
 use std::sync::Arc;

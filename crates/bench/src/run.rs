@@ -303,7 +303,7 @@ fn start_publishing(
         senders.push(tx);
         handles.push(tokio::spawn(publisher::run(addr, rx, ctx.clone())));
     }
-    let route = |seq: u64| ((seq % plan.topics) % plan.publishers) as usize;
+    let route = |seq: u64| plan.publisher_of(seq);
     match plan.period {
         None => {
             for seq in 0..plan.events {
@@ -312,7 +312,7 @@ fn start_publishing(
         }
         Some(period) => {
             let events = plan.events;
-            let (topics, publishers) = (plan.topics, plan.publishers);
+            let ctx2 = ctx.clone();
             let cancel = ctx.cancel.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(period);
@@ -321,7 +321,7 @@ fn start_publishing(
                         () = cancel.cancelled() => break,
                         _ = tick.tick() => {}
                     }
-                    let _ = senders[((seq % topics) % publishers) as usize].send(seq);
+                    let _ = senders[ctx2.plan.publisher_of(seq)].send(seq);
                 }
             });
             return finish_marker(ctx, handles);

@@ -18,7 +18,7 @@ use crate::args::Transport;
 use crate::chunked::Dechunker;
 use crate::payload;
 use crate::run::Ctx;
-use crate::sequence::{Seen, SeqChecker};
+use crate::sequence::{Seen, SeqChecker, expected_on_topic};
 use crate::sse::SseParser;
 
 /// Largest response head accepted.
@@ -191,7 +191,11 @@ async fn connect(spec: &SubSpec) -> Result<(TcpStream, Vec<u8>, bool), String> {
 struct Receiver<'a> {
     spec: &'a SubSpec,
     topics: u64,
-    checker: SeqChecker,
+    /// One checker per publishing lane of the topic (`--in-flight`), with
+    /// how many of the topic's events each lane carries.
+    lanes: Vec<(SeqChecker, u64)>,
+    /// Lanes whose last event has arrived.
+    lanes_done: u64,
     result: SubResult,
     /// Latencies of the current read, recorded under one lock.
     batch: Vec<u64>,
@@ -205,7 +209,13 @@ impl<'a> Receiver<'a> {
         Receiver {
             spec,
             topics: ctx.plan.topics,
-            checker: SeqChecker::new(),
+            lanes: (0..ctx.plan.lanes)
+                .map(|l| {
+                    let n = expected_on_topic(spec.expected, ctx.plan.lanes, l);
+                    (SeqChecker::new(), n)
+                })
+                .collect(),
+            lanes_done: 0,
             result: SubResult {
                 expected: spec.expected,
                 ..SubResult::default()
@@ -214,6 +224,11 @@ impl<'a> Receiver<'a> {
             finished: spec.expected == 0,
             signalled: false,
         }
+    }
+
+    /// Lanes that carry at least one event.
+    fn live_lanes(&self) -> u64 {
+        self.lanes.iter().filter(|(_, n)| *n > 0).count() as u64
     }
 
     /// Tells the run, once, that this subscriber has its last event.
@@ -241,12 +256,12 @@ impl<'a> Receiver<'a> {
             // Closing after the last expected event is not a failure.
             self.result.stream_error = None;
         }
-        let c = &self.checker;
-        let expected = self.spec.expected;
-        self.result.delivered = c.distinct().min(expected);
-        self.result.lost = c.lost(expected);
-        self.result.duplicated = c.duplicated();
-        self.result.out_of_order = c.out_of_order();
+        for (c, expected) in &self.lanes {
+            self.result.delivered += c.distinct().min(*expected);
+            self.result.lost += c.lost(*expected);
+            self.result.duplicated += c.duplicated();
+            self.result.out_of_order += c.out_of_order();
+        }
         self.result
     }
 
@@ -260,12 +275,16 @@ impl<'a> Receiver<'a> {
             self.result.unexpected += 1;
             return;
         }
-        if self.checker.observe(k) != Seen::Duplicate {
+        let lanes = self.lanes.len() as u64;
+        let (checker, expected) = &mut self.lanes[(k % lanes) as usize];
+        let j = k / lanes;
+        if checker.observe(j) != Seen::Duplicate {
             self.batch.push(now_us.saturating_sub(sent_us));
             self.result.last_rx_us = now_us;
-        }
-        if k + 1 == self.spec.expected {
-            self.finished = true;
+            if j + 1 == *expected {
+                self.lanes_done += 1;
+                self.finished = self.lanes_done == self.live_lanes();
+            }
         }
     }
 }
