@@ -305,7 +305,10 @@ mod tests {
             assert!(doc["paths"][path].is_object(), "{path} is documented");
         }
         for (path, _, _) in &DASHBOARD[1..] {
-            assert!(doc["paths"][path]["get"].is_object(), "{path} is documented");
+            assert!(
+                doc["paths"][path]["get"].is_object(),
+                "{path} is documented"
+            );
         }
     }
 
@@ -321,7 +324,10 @@ mod tests {
             (HeaderMap::new(), false),
         ] {
             let r = root(&h, "index\n");
-            let ct = r.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+            let ct = r.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .to_owned();
             assert_eq!(ct.starts_with("text/html"), html, "{h:?}: {ct}");
             assert_eq!(r.headers()[header::VARY], "Accept");
         }
@@ -341,7 +347,10 @@ mod tests {
         assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
         // The page has no inline script or style and names only its own files.
         let page = std::str::from_utf8(DASHBOARD[0].1).unwrap();
-        assert!(!page.contains("<style") && !page.contains("style="), "inline style");
+        assert!(
+            !page.contains("<style") && !page.contains("style="),
+            "inline style"
+        );
         for script in page.split("<script").skip(1) {
             assert!(script.contains("src=\"/"), "inline script: {script}");
         }
@@ -368,7 +377,11 @@ mod tests {
             };
             assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
         }
-        for path in ["/dashboard/", "/dashboard/../herald.js", "/dashboard/app.js/"] {
+        for path in [
+            "/dashboard/",
+            "/dashboard/../herald.js",
+            "/dashboard/app.js/",
+        ] {
             let refused = serve_asset(path, &HeaderMap::new()).err().map(|e| e.status);
             assert_eq!(refused, Some(StatusCode::NOT_FOUND), "{path}");
         }
