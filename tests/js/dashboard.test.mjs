@@ -243,4 +243,16 @@ hubTest('dashboard with token auth: asks for an admin token, refuses others visi
   await page.locator('#login').waitFor({ state: 'visible', timeout: 10_000 });
   assert.equal(await page.evaluate(() => sessionStorage.getItem('herald.dashboard.token')), null);
   assert.equal((await context.cookies(hub.url)).find((c) => c.name === 'herald_token'), undefined);
+
+  // A token that expires while the page runs: the hub ends the feed, refuses
+  // it again, and the page asks for a token with the hub's reason.
+  const brief = execFileSync(heraldBin, ['token', '--jwt-secret', SECRET, '--ttl', '4s', '--admin'], {
+    encoding: 'utf8',
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_'))),
+  }).trim();
+  await page.fill('#token', brief);
+  await page.click('#login-form button[type=submit]');
+  await waitText(page, '#feed-state', (t) => t === 'live (sse)', 'live with the brief token', seen);
+  await page.locator('#login').waitFor({ state: 'visible', timeout: 40_000 });
+  await waitText(page, '#login-error', (t) => /refused the token.*token_expired/.test(t), 'the expiry shown', seen);
 }, LIMIT);

@@ -234,6 +234,8 @@ function startFeed() {
     eventTypes: ['stats'],
     token: () => token,
     backoffMaxMs: 5000,
+    // An EventSource refused (an expired cookie) tells no status: long-polling soon does.
+    fallbackAfter: 2,
     onEvent: (e) => {
       if (e.type !== undefined && e.type !== 'stats') return;
       try { render(JSON.parse(e.data)); } catch { /* not a snapshot */ }
@@ -244,7 +246,9 @@ function startFeed() {
       if (live) showError('main-error', null);
     },
     onError: (err) => {
-      if (feed?.state !== 'open') showError('main-error', `Stats feed: ${err.message}`);
+      // A token that stopped working (expired) is asked for again.
+      if (refused(err) && token) showLogin(`The hub refused the token: ${err.message}`);
+      else if (feed?.state !== 'open') showError('main-error', `Stats feed: ${err.message}`);
     },
   });
 }
