@@ -132,8 +132,7 @@ function signOut() {
 function stopAll() {
   feed?.close();
   feed = null;
-  consoleSub?.close();
-  consoleSub = null;
+  unsubscribeConsole();
   previous = null;
 }
 

@@ -8,29 +8,19 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Hub, raw_request, request};
+use common::{Hub, header_of, raw_request, request, split_response};
 
 const CHROME_ACCEPT: &str =
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
 
 /// (status, lower-cased headers, body) of one request.
 fn get(hub: &Hub, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
-    let raw = raw_request(hub.addr, method, target, headers, b"");
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete head");
-    let head = String::from_utf8(raw[..end].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap()[9..12].parse().unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let (status, headers, body) =
+        split_response(&raw_request(hub.addr, method, target, headers, b""));
     Answer {
         status,
         headers,
-        body: raw[end + 4..].to_vec(),
+        body,
     }
 }
 
@@ -42,10 +32,7 @@ struct Answer {
 
 impl Answer {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        header_of(&self.headers, name)
     }
 
     /// The dashboard's headers, on the page and each of its files.
