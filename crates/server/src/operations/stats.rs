@@ -1,8 +1,9 @@
 //! The stats snapshot: one JSON object with the live numbers a dashboard
 //! draws (connections per transport, topics, events in and out, history
 //! size, webhook queue, slow subscribers, refused tokens, whether the
-//! history store or broker takes writes), served by `GET /admin/stats` and published every
-//! `stats_interval` on the reserved topic `$herald/stats` (see `feed.rs`).
+//! history store or broker takes writes), served by `GET /admin/stats` and
+//! published every `stats_interval` on the reserved topic `$herald/stats`
+//! (see `feed.rs`).
 //!
 //! Counters are totals since start; the feed adds per-second rates computed
 //! from the previous snapshot, so a chart needs no state of its own.
