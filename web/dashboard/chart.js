@@ -114,6 +114,8 @@ export class Chart {
     const tick = niceStep(secs, 4);
     for (let s = 0; s <= secs; s += tick) {
       const xx = Math.round(x(now - s * 1000)) + 0.5;
+      // "now" ends at the plot's right edge instead of overflowing it.
+      g.textAlign = s === 0 ? 'right' : 'center';
       g.fillText(s === 0 ? 'now' : `-${s}s`, xx, plot.y + plot.h + 5);
     }
 
