@@ -104,7 +104,7 @@ hubTest('dashboard: live numbers under load, topic browser, console publish, no 
   assert.match(html.headers['content-security-policy'], /default-src 'self'.*frame-ancestors 'none'/);
 
   const browser = await launchBrowser(ctx);
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1400 }, deviceScaleFactor: 2 });
   const seen = watch(page);
   await page.goto(`${hub.url}/`);
   await waitText(page, '#feed-state', (t) => t === 'live (sse)', 'the stats feed over EventSource', seen);
@@ -139,6 +139,8 @@ hubTest('dashboard: live numbers under load, topic browser, console publish, no 
   assert.ok(outRate > 0, `events out per second moved (${outRate})`);
   assert.ok(await painted(page, '#chart-rates'), 'the rates chart is drawn');
   assert.ok(await painted(page, '#chart-transports'), 'the transports chart is drawn');
+  const backing = await page.$eval('#chart-rates', (c) => [c.width, c.height, c.clientWidth, c.clientHeight]);
+  assert.deepEqual(backing.slice(0, 2), [backing[2] * 2, backing[3] * 2], 'drawn at the device pixel ratio');
 
   // Load removed.
   for (const s of subs) s.close();
