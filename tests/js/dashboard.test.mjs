@@ -6,7 +6,8 @@
 // or refused request under its strict Content-Security-Policy; its numbers
 // and charts follow the hub's $herald/stats feed (subscriptions, events
 // published and delivered, rates) as load is applied and removed; the topic
-// browser shows an event published before the page opened; the console
+// browser shows an event published before the page opened and pages
+// through more topics than one page holds; the console
 // subscribes, and its publish reaches a Node subscriber; a refused publish is
 // shown. With token auth on, the page asks for an admin token, refuses a
 // wrong one and a non-admin one with a visible message, and works with an
@@ -94,6 +95,10 @@ hubTest('dashboard: live numbers under load, topic browser, console publish, no 
   const loaded = uniqueTopic('dash-load');
   const chat = uniqueTopic('dash-console');
   await hub.publish(earlier, 'published before the page opened', { type: 'note' });
+  // More topics than one page of the topic browser (50).
+  const pageTopic = uniqueTopic('dash-page');
+  const many = Array.from({ length: 60 }, (_, i) => `${pageTopic}/${String(i).padStart(2, '0')}`);
+  await hub.publishJson(many.map((topic) => ({ topic, data: 'x' })));
 
   // The page is what a browser asking / gets; curl still gets the text index.
   const index = await hub.request('GET', '/');
@@ -114,7 +119,7 @@ hubTest('dashboard: live numbers under load, topic browser, console publish, no 
   await waitText(page, '#stat-subscribers', (t) => t === '1', 'one subscription (the feed)', seen);
   const published0 = await num(page, '#stat-published');
   const delivered0 = await num(page, '#stat-delivered');
-  assert.equal(published0, 1, 'the event published before');
+  assert.equal(published0, 61, 'the events published before');
 
   // Load: three Node subscribers and 20 events, a few every 50 ms.
   const subs = [0, 1, 2].map(() => listen(ctx, hub, loaded));
@@ -154,6 +159,19 @@ hubTest('dashboard: live numbers under load, topic browser, console publish, no 
   await row.click();
   await page.locator('#events li', { hasText: 'published before the page opened' }).waitFor({ timeout: 10_000 });
   assert.match(await text(page, '#events li'), /type=note/);
+
+  // Paging: 50 topics, then the rest, in name order.
+  const names = () => page.$$eval('#topics tbody tr', (rows) => rows.map((r) => r.dataset.topic));
+  const first = await names();
+  assert.equal(first.length, 50);
+  await page.click('#topics-next');
+  await waitFor('the second page', async () => (await names())[0] !== first[0]);
+  const second = await names();
+  assert.ok(second.includes(many.at(-1)), JSON.stringify(second));
+  assert.ok(second.every((t) => t > first.at(-1)), 'the second page follows the first');
+  assert.equal(await page.locator('#topics-next').isHidden(), true, 'the last page');
+  await page.click('#topics-first');
+  await waitFor('the first page again', async () => (await names())[0] === first[0]);
 
   // The console: subscribe in the page, publish from it, a Node client receives it.
   const node = listen(ctx, hub, chat, ['greeting']);
