@@ -12,7 +12,8 @@
 // shown. With token auth on, the page asks for an admin token, refuses a
 // wrong one and a non-admin one with a visible message, and works with an
 // admin one (the stats feed over EventSource with the token cookie), never
-// putting the token in a URL. A screenshot is saved to
+// putting the token in a URL; a token that expires brings the form back
+// with the hub's reason. A screenshot is saved to
 // target/screenshots/dashboard.png.
 
 import assert from 'node:assert/strict';
