@@ -96,7 +96,7 @@ pub enum File {
     Types,
     /// `/openapi.json`, the HTTP API's OpenAPI 3.1 document.
     OpenApi,
-    /// A dashboard file: an index into [`DASHBOARD`] (0 is the page).
+    /// A dashboard file: an index into the embedded dashboard files (0 is the page).
     Dashboard(usize),
 }
 
