@@ -58,6 +58,9 @@ fn admin_routes_need_an_admin_token() {
     let admin = format!("Bearer {}", admin_token(true));
     let (status, v) = get_json(&hub, "GET", "/admin/topics", &[("Authorization", &admin)]);
     assert_eq!(status, 200, "{v}");
+    // The stats snapshot counts the six refusals above.
+    let (status, v) = get_json(&hub, "GET", "/admin/stats", &[("Authorization", &admin)]);
+    assert_eq!((status, v["auth_failures"].as_u64()), (200, Some(6)), "{v}");
     let (status, v) = get_json(&hub, "GET", "/admin/nope", &[("Authorization", &admin)]);
     assert_eq!((status, v["error"].as_str()), (404, Some("not_found")));
     // Still serving: the refused drain did nothing.
@@ -366,6 +369,15 @@ fn stats_snapshot_and_live_feed() {
     assert_eq!(v["history"]["events"], 1);
     assert_eq!(v["subscribers"]["sse"], 0);
     assert!(v["time_ms"].as_u64().unwrap() > 0);
+    // What the dashboard shows besides: the webhook queue, refused tokens
+    // (none in --dev), whether the store takes writes.
+    assert_eq!(v["webhook_queue"], 0, "{v}");
+    assert_eq!(v["webhook_subscriptions"], 0, "{v}");
+    assert_eq!(v["auth_failures"], 0, "{v}");
+    assert_eq!(
+        v["store"],
+        serde_json::json!({"ready": true, "error": null})
+    );
     // Nobody watches the feed: nothing is published to it.
     std::thread::sleep(Duration::from_millis(400));
     let (_, v) = get_json(&hub, "GET", "/admin/stats", &[]);

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Hub, raw_request, request};
+use common::{Hub, header_of as header, raw_request, request, split_response as split};
 
 const APP: &str = "http://app.example:3000";
 
@@ -16,24 +16,6 @@ fn web_file(name: &str) -> Vec<u8> {
         .join("../../web")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// Splits a raw HTTP/1.1 answer into (status, lower-cased header lines, body bytes).
-fn split(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete head");
-    let head = String::from_utf8(raw[..end].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap()[9..12].parse().unwrap();
-    let headers = lines
-        .map(|l| {
-            let (k, v) = l.split_once(':').unwrap();
-            (k.trim().to_ascii_lowercase(), v.trim().to_string())
-        })
-        .collect();
-    (status, headers, raw[end + 4..].to_vec())
 }
 
 /// The served bytes are the file's (without printing both files on failure).
@@ -45,13 +27,6 @@ fn same_bytes(served: &[u8], file: &[u8], what: &str) {
         file.len(),
         served.iter().zip(file).position(|(a, b)| a != b)
     );
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 #[test]

@@ -29,7 +29,8 @@
 //!   order, with retries, back-off, demotion, eviction and an SSRF guard.
 //! - [`protocols`]: other protocols' front doors as thin adapters over the hub
 //!   ([`protocols::mercure`]: publish form, subscribe, tokens, subscriptions API).
-//! - [`web`]: the browser client (`web/herald.js`), embedded and served at `/herald.js`.
+//! - [`web`]: files embedded in the binary: the browser client (`web/herald.js`)
+//!   at `/herald.js`, `/openapi.json`, and the dashboard (`web/dashboard/`) at `/`.
 //!
 //! Data flow: socket → [`head`] → route → [`herald_core::Hub`] → transport writer → socket.
 

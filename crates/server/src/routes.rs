@@ -96,7 +96,10 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<B
         (&Method::GET | &Method::POST, p) if is_bayeux(p) => {
             crate::protocols::bayeux::http::handle(req, shared.clone()).await
         }
-        (&Method::GET, "/") => Ok(text(StatusCode::OK, INDEX)),
+        (&Method::GET | &Method::HEAD, "/") => Ok(web::root(req.headers(), INDEX)),
+        (&Method::GET | &Method::HEAD, p) if p.starts_with("/dashboard/") => {
+            web::serve_asset(p, req.headers())
+        }
         (&Method::GET, "/presence") => crate::operations::presence::handle(req, &shared).await,
         (_, p) if p.starts_with("/admin/") => crate::operations::admin::handle(req, &shared).await,
         (_, p) if allowed_methods(&shared, p).is_some() => {
@@ -119,7 +122,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<B
     Ok(response)
 }
 
-const INDEX: &str = "Herald push hub.\n\
+const INDEX: &str = "Herald push hub. Browsers asking / for text/html get the dashboard (web/dashboard/).\n\
 POST /publish?topic=T        publish the body as one event (JSON: one event or a batch)\n\
 POST /topics/T               publish the body as one event to topic T (percent-encoded)\n\
 GET  /sse?topic=T            subscribe with Server-Sent Events\n\
@@ -144,12 +147,13 @@ fn allowed_methods(shared: &Shared, path: &str) -> Option<&'static str> {
     Some(match path {
         "/publish" | "/bosh" | "/websub" => "POST, OPTIONS",
         p if p.starts_with("/topics/") => "POST, OPTIONS",
-        "/sse" | "/stream" | "/poll" | "/ws" | "/metrics" | "/presence" | "/" => "GET, OPTIONS",
+        "/sse" | "/stream" | "/poll" | "/ws" | "/metrics" | "/presence" => "GET, OPTIONS",
         "/ws/echo" if shared.opts.ws_echo => "GET, OPTIONS",
         p if is_bayeux(p) => "GET, POST, OPTIONS",
-        "/healthz" | "/readyz" | "/herald.js" | "/herald.d.ts" | "/openapi.json" => {
+        "/healthz" | "/readyz" | "/herald.js" | "/herald.d.ts" | "/openapi.json" | "/" => {
             "GET, HEAD, OPTIONS"
         }
+        p if web::File::dashboard_asset(p).is_some() => "GET, HEAD, OPTIONS",
         _ => return None,
     })
 }

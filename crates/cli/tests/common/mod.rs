@@ -372,3 +372,28 @@ pub fn spawn_bounded(cmd: &mut Command) -> Child {
     });
     child
 }
+
+/// Splits a raw HTTP/1.1 answer into (status, lower-cased header names with
+/// their values, body bytes).
+pub fn split_response(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    let head = String::from_utf8(raw[..end].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, raw[end + 4..].to_vec())
+}
+
+/// The first value of header `name` (lower case) in [`split_response`]'s headers.
+pub fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}

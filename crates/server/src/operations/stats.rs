@@ -1,7 +1,9 @@
 //! The stats snapshot: one JSON object with the live numbers a dashboard
 //! draws (connections per transport, topics, events in and out, history
-//! size, slow subscribers), served by `GET /admin/stats` and published every
-//! `stats_interval` on the reserved topic `$herald/stats` (see `feed.rs`).
+//! size, webhook queue, slow subscribers, refused tokens, whether the
+//! history store or broker takes writes), served by `GET /admin/stats` and
+//! published every `stats_interval` on the reserved topic `$herald/stats`
+//! (see `feed.rs`).
 //!
 //! Counters are totals since start; the feed adds per-second rates computed
 //! from the previous snapshot, so a chart needs no state of its own.
@@ -25,8 +27,12 @@ pub fn snapshot(shared: &Shared) -> Value {
         );
         delivered.insert(tr.name().into(), t.delivered_total(tr).into());
     }
-    let log = shared.hub.log().stats();
+    let log = shared.hub.log();
+    let store_error = log.health().and_then(|()| log.ready()).err();
+    let log = log.stats();
     let fanout = shared.hub.fanout();
+    let auth_failures: u64 = t.auth_failures().iter().map(|(_, n)| n).sum();
+    let webhooks = &shared.webhooks;
     json!({
         "time_ms": crate::now_ms(),
         "connections_open": shared.connections.open(),
@@ -37,8 +43,10 @@ pub fn snapshot(shared: &Shared) -> Value {
         "history": {"events": log.events, "bytes": log.bytes, "topics": log.topics},
         "slow_subscriber_disconnects": s.stalled_streams.load(Ordering::Relaxed),
         "slow_subscriber_catchups": fanout.lagged(),
-        // Extension point: the webhook part fills in its queue depth.
-        "webhook_queue": Value::Null,
+        "webhook_queue": webhooks.stats.pending.load(Ordering::Relaxed).max(0),
+        "webhook_subscriptions": webhooks.len(),
+        "auth_failures": auth_failures,
+        "store": {"ready": store_error.is_none(), "error": store_error},
         "draining": shared.ops.draining(),
     })
 }
