@@ -108,9 +108,11 @@ pub trait Log: Send + Sync + 'static {
     /// handed to the fan-out or is being handed to it right now.
     fn last_seq(&self) -> u64;
 
-    /// Appends `batch` atomically and in order, durably, then hands the
-    /// committed events to the fan-out (in `seq` order, across all appenders),
-    /// then returns them.
+    /// Appends `batch` atomically and in order, durably, hands the committed
+    /// events to the fan-out (in `seq` order, across all appenders) and
+    /// returns them. The answer may come just before the hand-over (the
+    /// embedded log answers first, so publishers do not queue behind a large
+    /// fan-out); `last_seq` covers the events by then, so readers find them.
     fn append(
         &self,
         batch: Vec<Draft>,

@@ -6,8 +6,8 @@
 //! together share one disk flush; after a group of several it lingers up to
 //! `commit_linger` for more, so publishers taking turns share it too. Each append is checked on its own inside the
 //! transaction, so a duplicate id fails that batch alone. Only after the commit
-//! does it publish `last_seq`, hand the events to the fan-out (in `seq` order,
-//! as the `Log` contract requires) and answer the appenders. A storage error
+//! does it publish `last_seq`, answer the appenders and hand the events to the
+//! fan-out (in `seq` order, as the `Log` contract requires). A storage error
 //! aborts the transaction: every request in the group fails and nothing of it
 //! is stored. A dedicated OS thread (not a tokio worker) because every commit
 //! blocks on the disk.
@@ -175,7 +175,7 @@ impl Writer {
         self.rx.recv_timeout(left).ok()
     }
 
-    /// Applies, commits, publishes, delivers, answers: in that order.
+    /// Applies, commits, publishes `last_seq`, answers, delivers: in that order.
     fn commit_group(&mut self, ops: Vec<Op>, replies: Vec<Reply>) {
         let (results, removed) = match self.transact(ops) {
             Ok(r) => r,
@@ -190,9 +190,11 @@ impl Writer {
             }
         };
         let committed: Vec<Arc<Event>> = results.iter().flatten().flatten().cloned().collect();
-        if !committed.is_empty() {
-            self.fanout.deliver(&committed);
-        }
+        // Answer first: the events are durable and `last_seq` is published, so
+        // any reader finds them; waking the appenders before the subscribers
+        // keeps a publisher's answer from queueing behind a large fan-out on
+        // the runtime (its next request comes sooner, and events pile up into
+        // coalesced writes instead of pacing the publishers).
         let mut removed = removed.into_iter();
         for (r, result) in replies.into_iter().zip(results) {
             match r {
@@ -201,6 +203,9 @@ impl Writer {
                 }
                 r => r.answer(result),
             }
+        }
+        if !committed.is_empty() {
+            self.fanout.deliver(&committed);
         }
     }
 
