@@ -87,17 +87,13 @@ pub async fn handle(
             r.headers_mut().remove(hyper::header::CONTENT_TYPE);
             Ok(r)
         }
-        (_, None) => Err(not_allowed("GET, POST")),
-        (_, Some(_)) => Err(not_allowed("GET, DELETE")),
+        (_, None) => Err(not_allowed("GET, POST, OPTIONS")),
+        (_, Some(_)) => Err(not_allowed("GET, DELETE, OPTIONS")),
     }
 }
 
-fn not_allowed(allow: &str) -> Rejection {
-    Rejection::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("use {allow} on this route"),
-    )
+fn not_allowed(allow: &'static str) -> Rejection {
+    Rejection::method_not_allowed(allow)
 }
 
 /// Whether `access` may see and manage `rec`.
