@@ -89,8 +89,9 @@ pub fn is_reserved(topic: &str) -> bool {
 }
 
 /// A topic pattern in a subscription, matched against every topic of every
-/// published event (never a reserved one, see [`RESERVED_PREFIX`]): a segment glob ([`TopicPattern`]: `*`, `/a/*`, `/a/**`)
-/// or a matcher supplied by a protocol adapter (Mercure's URI templates and
+/// published event (never a reserved one, see [`RESERVED_PREFIX`]): a
+/// segment glob ([`TopicPattern`]: `*`, `/a/*`, `/a/**`) or a matcher
+/// supplied by a protocol adapter (Mercure's URI templates and
 /// URL patterns). Patterns are for the few subscribers that need them: a
 /// pattern subscription examines every event (see [`crate::fanout`]).
 #[derive(Clone)]
