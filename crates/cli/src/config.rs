@@ -41,6 +41,10 @@ macro_rules! settings {
         }
 
         impl Settings {
+            /// Every setting's name, as the TOML file spells it.
+            #[cfg(test)]
+            const NAMES: &'static [&'static str] = &[$( stringify!($name), )*];
+
             fn apply(&mut self, o: Overrides) {
                 $( if let Some(v) = o.$name { self.$name = v; } )*
             }
@@ -632,5 +636,23 @@ mod example_file {
         let text = include_str!("../../../herald.example.toml");
         let s: Settings = toml::from_str(text).unwrap();
         assert_eq!(format!("{s:?}"), format!("{:?}", Settings::default()));
+    }
+
+    /// herald.example.toml documents every option: each setting is written
+    /// out (with its default), none is left to be found in the code.
+    #[test]
+    fn example_config_names_every_setting() {
+        let text = include_str!("../../../herald.example.toml");
+        let table: toml::Table = toml::from_str(text).unwrap();
+        let missing: Vec<&str> = Settings::NAMES
+            .iter()
+            .copied()
+            .filter(|n| !table.contains_key(*n))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "herald.example.toml does not set {missing:?}"
+        );
+        assert!(Settings::NAMES.len() > 50, "{:?}", Settings::NAMES);
     }
 }

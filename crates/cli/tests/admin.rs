@@ -63,6 +63,25 @@ fn admin_routes_need_an_admin_token() {
     assert_eq!((status, v["auth_failures"].as_u64()), (200, Some(6)), "{v}");
     let (status, v) = get_json(&hub, "GET", "/admin/nope", &[("Authorization", &admin)]);
     assert_eq!((status, v["error"].as_str()), (404, Some("not_found")));
+    // A known admin path with another method: 405 naming the one it answers.
+    let raw = raw_request(
+        hub.addr,
+        "PUT",
+        "/admin/topics",
+        &[("Authorization", &admin)],
+        b"",
+    );
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 405"), "{head}");
+    assert!(head.contains("allow: get, options"), "{head}");
+    // Any limit up to u64::MAX is capped by admin_page_max, not refused.
+    let (status, v) = get_json(
+        &hub,
+        "GET",
+        "/admin/topics?limit=18446744073709551615",
+        &[("Authorization", &admin)],
+    );
+    assert_eq!(status, 200, "{v}");
     // Still serving: the refused drain did nothing.
     assert_eq!(request(hub.addr, "GET", "/readyz", &[], b"").0, 200);
 }
@@ -160,6 +179,11 @@ fn topics_events_trim_and_delete_with_honest_resumption() {
         ("/admin/topics/trim?topic=t&keep=x", "invalid_keep"),
         ("/admin/topics/trim?keep=1", "no_topic"),
         ("/admin/topics/trim?topic=t&before=nope", "unknown_id"),
+        ("/admin/topics/trim?topic=t&kep=1", "unknown_parameter"),
+        (
+            "/admin/topics/trim?topic=t&keep=1&keep=2",
+            "repeated_parameter",
+        ),
     ] {
         let (status, v) = get_json(&hub, "POST", target, &[]);
         assert!(status == 400 || status == 404, "{target}: {status} {v}");

@@ -79,6 +79,7 @@ fn deliveries_latencies_and_store_timings_move_with_traffic() {
     assert_eq!(histogram_count(&m, "herald_publish_latency_seconds"), 0.0);
     assert_eq!(value(&m, "herald_ready"), 1.0);
     assert_eq!(value(&m, "herald_draining"), 0.0);
+    assert_eq!(value(&m, "herald_log_healthy"), 1.0);
 
     let mut sse = Sse::open(hub.addr, "/sse?topic=d", &[]);
     let mut nd = Sse::open(hub.addr, "/stream?topic=d", &[]);

@@ -53,5 +53,5 @@ pub use log::{
 };
 pub use position::{Position, Resume};
 pub use subscription::{PrivateFilter, Reset, ResetReason, Subscription, SubscriptionEnd};
-pub use topic::{Match, Pattern, Selector, Topic, TopicError};
+pub use topic::{Match, Pattern, RESERVED_PREFIX, Selector, Topic, TopicError, is_reserved};
 pub use webhook_store::{MemoryWebhookStore, RecordError, RecordOp, WebhookStore};

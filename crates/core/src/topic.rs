@@ -77,9 +77,21 @@ impl fmt::Debug for Topic {
     }
 }
 
+/// Topics under this prefix belong to the hub (`$herald/stats`, presence
+/// events). No [`Pattern`] ever matches one, whichever adapter built it (a
+/// glob, Mercure's `*`, a Bayeux `/**`): they are subscribed to by exact
+/// name only, under the server's own rules (`Access::may_subscribe`).
+pub const RESERVED_PREFIX: &str = "$herald/";
+
+/// Whether `topic` is reserved for the hub ([`RESERVED_PREFIX`]).
+pub fn is_reserved(topic: &str) -> bool {
+    topic.starts_with(RESERVED_PREFIX)
+}
+
 /// A topic pattern in a subscription, matched against every topic of every
-/// published event: a segment glob ([`TopicPattern`]: `*`, `/a/*`, `/a/**`)
-/// or a matcher supplied by a protocol adapter (Mercure's URI templates and
+/// published event (never a reserved one, see [`RESERVED_PREFIX`]): a
+/// segment glob ([`TopicPattern`]: `*`, `/a/*`, `/a/**`) or a matcher
+/// supplied by a protocol adapter (Mercure's URI templates and
 /// URL patterns). Patterns are for the few subscribers that need them: a
 /// pattern subscription examines every event (see [`crate::fanout`]).
 #[derive(Clone)]
@@ -121,10 +133,12 @@ impl Pattern {
 
     /// Whether `topic` matches.
     pub fn matches(&self, topic: &str) -> bool {
-        match &self.test {
-            Test::Glob(g) => g.matches(topic),
-            Test::Custom(f) => f(topic),
-        }
+        // The one place every adapter's patterns pass through.
+        !is_reserved(topic)
+            && match &self.test {
+                Test::Glob(g) => g.matches(topic),
+                Test::Custom(f) => f(topic),
+            }
     }
 
     /// The label (for a glob, the glob as written).
@@ -278,5 +292,34 @@ mod tests {
         );
         assert!(Pattern::glob("/chat/**").unwrap().matches(deep.as_str()));
         assert!(Pattern::glob("a/**/b").is_err());
+    }
+
+    /// Catch-all patterns of every adapter never receive the hub's own
+    /// topics; only an exact subscription names one.
+    #[test]
+    fn no_pattern_matches_a_reserved_topic() {
+        let t = |s: &str| Topic::parse(s, 99).unwrap();
+        let stats = t("$herald/stats");
+        let presence = t("$herald/presence/room");
+        let ordinary = t("/room");
+        let catch_alls = [
+            Pattern::glob("*").unwrap(),
+            Pattern::glob("/**").unwrap(),
+            Pattern::glob("$herald/*").unwrap(),
+            // Mercure's `*` and a Bayeux `/**` are custom tests that accept
+            // anything (or anything their glob does).
+            Pattern::custom("mercure-any", |_: &str| true),
+            Pattern::custom("bayeux:/**", |_: &str| true),
+        ];
+        for p in &catch_alls {
+            assert!(!p.matches(stats.as_str()), "{}", p.label());
+            assert!(!p.matches(presence.as_str()), "{}", p.label());
+        }
+        assert!(catch_alls[0].matches(ordinary.as_str()));
+        assert!(catch_alls[3].matches(ordinary.as_str()));
+        let s = Selector::new([], catch_alls.iter().cloned());
+        assert!(!s.matches([&stats, &presence].into_iter()));
+        assert!(s.matches([&ordinary].into_iter()));
+        assert!(Selector::exact([stats.clone()]).matches([&stats].into_iter()));
     }
 }

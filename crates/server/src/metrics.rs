@@ -291,6 +291,12 @@ fn operations(r: &mut Registry, shared: &Shared) {
     );
     gauge(
         r,
+        "log_healthy",
+        "1 while the history log takes appends: the embedded store, or in cluster mode the broker (0: out of reach)",
+        i64::from(shared.hub.log().health().is_ok()),
+    );
+    gauge(
+        r,
         "draining",
         "1 while the node drains (POST /admin/drain)",
         i64::from(shared.ops.draining()),

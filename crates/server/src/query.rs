@@ -49,6 +49,11 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every parameter name, in order (repeated names repeat).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(k, _)| k.as_str())
+    }
+
     /// The first value of `name`.
     pub fn first(&self, name: &str) -> Option<&str> {
         self.pairs

@@ -18,6 +18,8 @@ pub struct Rejection {
     pub message: String,
     /// Seconds after which the client may try again (`Retry-After`).
     pub retry_after: Option<u64>,
+    /// The methods the route answers (`Allow`, for 405).
+    pub allow: Option<&'static str>,
 }
 
 impl Rejection {
@@ -28,6 +30,20 @@ impl Rejection {
             code,
             message: message.into(),
             retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// 405 for a route that answers only `allow` (sent as the `Allow`
+    /// header RFC 9110 asks for).
+    pub fn method_not_allowed(allow: &'static str) -> Rejection {
+        Rejection {
+            allow: Some(allow),
+            ..Rejection::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this route answers {allow}"),
+            )
         }
     }
 
@@ -59,6 +75,10 @@ impl Rejection {
         if let Some(secs) = self.retry_after {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        if let Some(allow) = self.allow {
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
         }
         r
     }

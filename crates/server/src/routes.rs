@@ -165,14 +165,9 @@ fn is_bayeux(path: &str) -> bool {
 
 /// `405` with the `Allow` header RFC 9110 asks for.
 fn not_allowed(allow: &'static str, verdict: &cors::Verdict) -> Response<Body> {
-    let rejection = Rejection::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("this route answers {allow}"),
-    );
-    let mut r = rejection.into_response().map(|b| b.boxed_unsync());
-    r.headers_mut()
-        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    let mut r = Rejection::method_not_allowed(allow)
+        .into_response()
+        .map(|b| b.boxed_unsync());
     cors::decorate(verdict, r.headers_mut());
     r
 }

@@ -51,6 +51,9 @@ pub async fn handle(
     }
     let q = Query::parse(req.uri().query());
     let path = req.uri().path();
+    if let Some(known) = parameters(req.method(), path) {
+        strict(&q, known)?;
+    }
     match (req.method(), path) {
         (&Method::GET, "/admin/topics") => topics(&q, shared).await,
         (&Method::GET, "/admin/topics/events") => events(&q, shared).await,
@@ -65,25 +68,102 @@ pub async fn handle(
             let id = &p["/admin/connections/".len()..p.len() - "/disconnect".len()];
             disconnect(id, shared)
         }
-        _ => Err(Rejection::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
-                "no admin route {} {path}; see docs/PROTOCOL.md (Admin API)",
-                req.method()
+        (_, p) => Err(match allowed(p) {
+            Some(allow) => Rejection::method_not_allowed(allow),
+            None => Rejection::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no admin route {} {path}; see docs/PROTOCOL.md (Admin API)",
+                    req.method()
+                ),
             ),
-        )),
+        }),
     }
+}
+
+/// The query parameters an admin route takes, or `None` for no route.
+fn parameters(method: &Method, path: &str) -> Option<&'static [&'static str]> {
+    Some(match (method, path) {
+        (&Method::GET, "/admin/topics" | "/admin/connections") => &["after", "limit"],
+        (&Method::GET, "/admin/topics/events") => &["topic", "limit"],
+        (&Method::POST, "/admin/topics/trim") => &["topic", "keep", "before"],
+        (&Method::DELETE, "/admin/topics/history") => &["topic"],
+        (&Method::POST, "/admin/drain") => &["delay_secs"],
+        (&Method::GET, "/admin/stats") => &[],
+        (&Method::POST, p) if allowed(p) == Some("POST, OPTIONS") => &[],
+        _ => return None,
+    })
+}
+
+/// Refuses a parameter the route does not take (and a repeated one): on
+/// routes that delete, a misspelt bound must not pass silently.
+fn strict(q: &Query, known: &[&str]) -> Result<(), Rejection> {
+    q.check_utf8()?;
+    let mut seen = Vec::new();
+    for name in q.names() {
+        if name == herald_auth::QUERY_PARAM {
+            continue;
+        }
+        if !known.contains(&name) {
+            return Err(Rejection::bad_request(
+                "unknown_parameter",
+                format!(
+                    "this admin route takes no parameter {name:?}; it takes {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+        if seen.contains(&name) {
+            return Err(Rejection::bad_request(
+                "repeated_parameter",
+                format!("name {name} at most once"),
+            ));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
+/// The methods an admin path answers (`Allow`), or `None` for an unknown path.
+fn allowed(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/admin/topics" | "/admin/topics/events" | "/admin/connections" | "/admin/stats" => {
+            "GET, OPTIONS"
+        }
+        "/admin/topics/trim" | "/admin/drain" => "POST, OPTIONS",
+        "/admin/topics/history" => "DELETE, OPTIONS",
+        p if p.starts_with("/admin/connections/") && p.ends_with("/disconnect") => "POST, OPTIONS",
+        _ => return None,
+    })
 }
 
 fn limit(q: &Query, shared: &Shared) -> Result<usize, Rejection> {
     let n = match q.first("limit") {
-        None => DEFAULT_LIMIT,
-        Some(s) => s.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
-            Rejection::bad_request("invalid_limit", "limit must be a whole number, at least 1")
+        None => DEFAULT_LIMIT as u64,
+        // Any larger limit is capped, so all of u64 is accepted.
+        Some(s) => whole(s).filter(|&n| n > 0).ok_or_else(|| {
+            Rejection::bad_request(
+                "invalid_limit",
+                "limit must be a whole number from 1 to 18446744073709551615",
+            )
         })?,
     };
-    Ok(n.min(shared.opts.admin_page_max))
+    Ok(usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .min(shared.opts.admin_page_max))
+}
+
+/// A whole number written in decimal digits only (no sign), within u64.
+fn whole(s: &str) -> Option<u64> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 fn one_topic(q: &Query, shared: &Shared) -> Result<Topic, Rejection> {
@@ -110,7 +190,7 @@ async fn topics(q: &Query, shared: &Shared) -> Result<Response<Body>, Rejection>
     let limit = limit(q, shared)?;
     let after = q
         .first("after")
-        .map(|a| Topic::parse(a, usize::MAX))
+        .map(|a| Topic::parse(a, shared.hub.limits().max_topic_len))
         .transpose()?;
     let history = shared
         .hub
@@ -202,8 +282,11 @@ async fn trim(q: &Query, shared: &Shared, delete: bool) -> Result<Response<Body>
         Trim::KeepLast(0)
     } else {
         match (q.first("keep"), q.first("before")) {
-            (Some(n), None) => Trim::KeepLast(n.parse().map_err(|_| {
-                Rejection::bad_request("invalid_keep", "keep must be a whole number of events")
+            (Some(n), None) => Trim::KeepLast(whole(n).ok_or_else(|| {
+                Rejection::bad_request(
+                    "invalid_keep",
+                    "keep must be a whole number of events, at most 18446744073709551615",
+                )
             })?),
             (None, Some(id)) => Trim::Before(resolve(id, shared).await?),
             _ => {
@@ -308,9 +391,7 @@ fn disconnect(id: &str, shared: &Shared) -> Result<Response<Body>, Rejection> {
 fn drain(q: &Query, shared: &Arc<Shared>) -> Result<Response<Body>, Rejection> {
     let delay = match q.first("delay_secs") {
         None => Duration::ZERO,
-        Some(s) => s
-            .parse::<u64>()
-            .ok()
+        Some(s) => whole(s)
             .map(Duration::from_secs)
             .filter(|d| *d <= MAX_DRAIN_DELAY)
             .ok_or_else(|| {

@@ -36,8 +36,7 @@ use crate::rejection::Rejection;
 use crate::routes::json;
 use crate::transports::stream::Body;
 
-/// Every reserved topic starts with this.
-pub const RESERVED_PREFIX: &str = "$herald/";
+pub use herald_core::RESERVED_PREFIX;
 
 /// The stats feed's topic.
 pub const STATS_TOPIC: &str = "$herald/stats";
@@ -53,7 +52,7 @@ const MAX_TOPICS_PER_FLUSH: usize = 1000;
 
 /// Whether `topic` is reserved for the hub.
 pub fn reserved(topic: &str) -> bool {
-    topic.starts_with(RESERVED_PREFIX)
+    herald_core::is_reserved(topic)
 }
 
 /// Refuses publishing to reserved topics.

@@ -211,11 +211,27 @@ pub async fn handle(
             );
             return Ok(r);
         }
+        (_, p)
+            if (p == SUBSCRIPTIONS_PATH || p.starts_with(&format!("{SUBSCRIPTIONS_PATH}/")))
+                && shared.opts.mercure.subscriptions =>
+        {
+            Err(MercureError::from(Rejection::method_not_allowed(
+                "GET, OPTIONS",
+            )))
+        }
         _ => Err(MercureError::from(Rejection::new(
             hyper::StatusCode::NOT_FOUND,
             "not_found",
             format!("no Mercure route for {path}; see docs/PROTOCOL.md (Mercure)"),
         ))),
     };
-    Ok(result.unwrap_or_else(|e| e.into_response(ctx.generation, &ctx)))
+    Ok(result.unwrap_or_else(|e| {
+        let allow = e.rejection.allow;
+        let mut r = e.into_response(ctx.generation, &ctx);
+        if let Some(allow) = allow {
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        r
+    }))
 }

@@ -40,9 +40,31 @@ struct Create {
     topic: OneOrMany<String>,
     callback: String,
     secret: Option<String>,
+    #[serde(default, deserialize_with = "whole_seconds")]
     lease_seconds: Option<u64>,
     #[serde(default)]
     format: Format,
+}
+
+/// A whole number of seconds: JSON (and JSON Schema's `integer`) counts
+/// `30.0` as the integer 30, so it is taken; `30.5` or a negative is not.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(n) = n.as_u64() {
+        return Ok(Some(n));
+    }
+    match n.as_f64() {
+        // Below 2^64 exactly: the cast cannot saturate.
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0 => {
+            Ok(Some(f as u64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "lease_seconds must be a whole number of seconds from 0 to {}, not {n}",
+            u64::MAX
+        ))),
+    }
 }
 
 /// Handles every method on `/webhooks` and `/webhooks/{id}`.
@@ -87,17 +109,13 @@ pub async fn handle(
             r.headers_mut().remove(hyper::header::CONTENT_TYPE);
             Ok(r)
         }
-        (_, None) => Err(not_allowed("GET, POST")),
-        (_, Some(_)) => Err(not_allowed("GET, DELETE")),
+        (_, None) => Err(not_allowed("GET, POST, OPTIONS")),
+        (_, Some(_)) => Err(not_allowed("GET, DELETE, OPTIONS")),
     }
 }
 
-fn not_allowed(allow: &str) -> Rejection {
-    Rejection::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("use {allow} on this route"),
-    )
+fn not_allowed(allow: &'static str) -> Rejection {
+    Rejection::method_not_allowed(allow)
 }
 
 /// Whether `access` may see and manage `rec`.
@@ -166,13 +184,12 @@ async fn create(
     access.may_subscribe(&shared.opts, &parsed)?;
     check_url(&c.callback, w.opts.allow_private)
         .map_err(|e| Rejection::bad_request("invalid_callback", format!("callback: {e}")))?;
-    if c.secret
-        .as_ref()
-        .is_some_and(|s| s.is_empty() || s.len() >= 200)
-    {
+    if c.secret.as_ref().is_some_and(|s| {
+        s.is_empty() || s.len() >= 200 || !s.bytes().all(|b| (b' '..=b'~').contains(&b))
+    }) {
         return Err(Rejection::bad_request(
             "invalid_secret",
-            "secret must be 1 to 199 bytes",
+            "secret must be 1 to 199 printable ASCII characters",
         ));
     }
     let lease = w.lease(c.lease_seconds);

@@ -242,15 +242,12 @@ fn selector(matchers: &[Arc<Matcher>], shared: &Shared) -> Result<Selector, Merc
                 Topic::parse(t, max)
                     .map_err(|e| MercureError::bad_request("invalid_matcher", e.to_string()))?,
             ),
-            None if m.is_any() => patterns.push(Pattern::custom("mercure-any", |topic: &str| {
-                !crate::operations::presence::reserved(topic)
-            })),
+            // Patterns never match `$herald/` topics (core's Pattern::matches).
+            None if m.is_any() => patterns.push(Pattern::custom("mercure-any", |_: &str| true)),
             None => {
                 let label = format!("mercure-{}:{}", m.kind().name(), m.source());
                 let m = m.clone();
-                patterns.push(Pattern::custom(label, move |topic: &str| {
-                    !crate::operations::presence::reserved(topic) && m.matches(topic)
-                }));
+                patterns.push(Pattern::custom(label, move |topic: &str| m.matches(topic)));
             }
         }
     }
