@@ -57,7 +57,7 @@ impl Progress {
             };
         };
         let style = ProgressStyle::with_template(
-            "{prefix:>9} [{bar:32.cyan/blue}] {human_pos:>9}/{human_len:9} {per_sec:>12} {elapsed:>4} {msg}",
+            "{prefix:>9} [{bar:32.cyan/blue}] {human_pos:>9}/{human_len:9} {per_sec:0} {elapsed:>4} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");

@@ -226,7 +226,8 @@ pub(crate) async fn execute(mut plan: Plan) -> Result<Option<Report>, Abort> {
     let mut publishers = Some(publishers);
     let mut pubs = Vec::new();
     let mut storm_figures = None;
-    if let Some(settings) = plan.storm {
+    // A storm starts once the first events are all delivered (not after a timeout).
+    if let (Some(settings), false) = (plan.storm, timed_out) {
         pubs = join_until(publishers.take().unwrap_or_default(), deadline).await;
         let (figures, away_pubs, storm_timed_out) =
             storm::run(&ctx, &settings, pub_addr, connected.ok, &progress).await;
@@ -264,7 +265,9 @@ pub(crate) async fn execute(mut plan: Plan) -> Result<Option<Report>, Abort> {
     }
     let publish_secs = publish_end_us.saturating_sub(publish_start_us) as f64 / 1e6;
     if publish_secs > 0.0 {
-        report.publish_per_sec = report.published as f64 / publish_secs;
+        // The first events only: a storm's away events are timed apart.
+        let away = report.storm.as_ref().map_or(0, |s| s.away_published);
+        report.publish_per_sec = report.published.saturating_sub(away) as f64 / publish_secs;
     }
     if let (Some(b), Some(i), Some(a)) = (baseline, idle, after) {
         report.server = Some(ServerCost {
