@@ -76,6 +76,7 @@ pub(crate) fn write(
         .configure_mesh()
         .x_desc("s")
         .y_desc("deliveries/s")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(|e| err(&e))?;
     chart
