@@ -19,6 +19,10 @@ SCENARIOS = {
     "a8": "(a, 8 in flight) 5,000 SSE subscribers, 1 topic, 3,000 events as fast as possible, 8 publishes in flight",
     "b": "(b) 10,000 SSE subscribers, 100 topics, 1,000 events/s offered for 10 s",
     "c": "(c) publish throughput: 60,000 events, one per request, 16 keep-alive publishers",
+    "d": "(d) publishing: 200,000 events, one per request, 64 keep-alive publishers",
+    "d-batch": "(d) publishing: 1,000,000 events in batches of 100, 64 keep-alive publishers",
+    "e": "(e) reconnect storm: 10,000 SSE subscribers, 100 topics, dropped at once, "
+         "1,000 events while away, resumed with Last-Event-ID",
 }
 # (key in the bench's JSON, label, how to add up rounds)
 METRICS = [
@@ -30,6 +34,29 @@ METRICS = [
     ("lost", "lost (total)", "sum"),
     ("server_rss_kib_per_conn", "RSS KiB / idle connection", "median"),
 ]
+# Scenarios with their own rows.
+PUBLISHING = [
+    ("publish_per_sec", "events/s accepted", "median"),
+    ("server_cpu_us_per_delivery", "server CPU µs / event", "median"),
+    ("p50_ms", "p50 ms (publish to delivery)", "median"),
+    ("p99_ms", "p99 ms", "median"),
+    ("lost", "lost (total)", "sum"),
+    ("duplicated", "duplicated (total)", "sum"),
+]
+STORM = [
+    ("storm_caught_up_after_drop_secs", "s from the drop until all caught up", "median"),
+    ("storm_caught_up_after_reconnect_secs", "s from the reconnect until all caught up", "median"),
+    ("storm_reconnect_secs", "s until all reconnected", "median"),
+    ("storm_catch_up_p50_ms", "catch-up per subscriber p50 ms", "median"),
+    ("storm_catch_up_p99_ms", "catch-up per subscriber p99 ms", "median"),
+    ("storm_away_publish_secs", "s to publish the away events", "median"),
+    ("server_cpu_us_per_delivery", "server CPU µs / delivery", "median"),
+    ("lost", "lost (total)", "sum"),
+    ("duplicated", "duplicated (total)", "sum"),
+    ("out_of_order", "out of order (total)", "sum"),
+    ("storm_not_caught_up", "subscribers not caught up (total)", "sum"),
+]
+ROWS = {"d": PUBLISHING, "d-batch": PUBLISHING, "e": STORM}
 
 
 def fmt(v):
@@ -57,7 +84,7 @@ def main():
                 rows.append(r)
     if not rows:
         sys.exit("no results")
-    loads = [r["load1"] for r in rows if "load1" in r]
+    loads = [r["load1"] for r in rows if "load1" in r] or [0.0]
     busy = [r["busy_pct"] for r in rows if "busy_pct" in r]
     rounds = sorted({r.get("round") for r in rows})
     line = (f"{len(rounds)} round(s); 1-min load average at the start of each run: "
@@ -74,8 +101,9 @@ def main():
         print(f"### {title}\n")
         print("| | " + " | ".join(SERVERS) + " | " + " | ".join(f"herald/{p}" for p in PEERS) + " |")
         print("|---" * (1 + len(SERVERS) + len(PEERS)) + "|")
-        ok = {s: [r for r in rs if "failed" not in r] for s, rs in runs.items()}
-        for metric, label, how in METRICS:
+        ok = {s: [r for r in rs if "failed" not in r and "unsupported" not in r]
+              for s, rs in runs.items()}
+        for metric, label, how in ROWS.get(key, METRICS):
             if metric == "server_rss_kib_per_conn" and key == "c":
                 continue  # 16 connections: too few to say anything per connection
             med = {}
@@ -98,11 +126,17 @@ def main():
                 h, v = med.get("herald"), med.get(p)
                 ratios.append(f"{h / v:.2f}" if h is not None and v else "—")
             print(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        tried = {s: [r for r in rs if "unsupported" not in r] for s, rs in runs.items()}
         runs_line = ", ".join(
-            f"{s} {len(ok[s])}/{len(runs[s])} runs completed" for s in SERVERS)
+            f"{s} {len(ok[s])}/{len(tried[s])} runs completed" for s in SERVERS if tried[s])
         print(f"\n{runs_line}")
         for s in SERVERS:
+            why = next((r["unsupported"] for r in runs[s] if "unsupported" in r), None)
+            if why:
+                print(f"- {s}: not supported ({why})")
             for r in runs[s]:
+                if "unsupported" in r:
+                    continue
                 if "failed" in r:
                     print(f"- round {r.get('round')} {s}: {r['failed']}")
                 elif (r.get("timed_out") or r.get("connect_failures")

@@ -53,8 +53,10 @@ pub struct Args {
     /// control API, `POST /publish/`).
     #[arg(long, value_enum, default_value_t = PubFormat::Raw)]
     pub(crate) pub_format: PubFormat,
-    /// Herald only: send up to this many waiting events per request, as one
-    /// JSON batch to --batch-url (one commit; lets events pile up as a burst).
+    /// Send up to this many waiting events per request: with --pub-format raw
+    /// as one Herald JSON batch to --batch-url (one commit; lets events pile
+    /// up as a burst), with grip as one GRIP request of that many items to
+    /// --pub-url (Pushpin).
     #[arg(long, default_value_t = 1)]
     pub(crate) batch: usize,
     /// Where JSON batches go (with --batch above 1).
@@ -97,6 +99,27 @@ pub struct Args {
     /// files; 1 or less subscribers: all in this process).
     #[arg(long, default_value_t = 0)]
     pub(crate) workers: u32,
+    /// Reconnect storm (SSE only, one process): once the --events are
+    /// delivered, drop every subscriber at once (close the sockets), publish
+    /// --storm-events more while they are away, then reconnect them all with
+    /// `Last-Event-ID` (the last id each saw) and time until each has every
+    /// event, checking nothing is lost, duplicated or out of order.
+    #[arg(long)]
+    pub(crate) storm: bool,
+    /// Events published while the storm's subscribers are away.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) storm_events: u64,
+    /// Subscribers reconnecting at the same time in a storm (bounds the
+    /// burst of SYNs the server's listen backlog must hold).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) reconnect_concurrency: usize,
+    /// Draw the latency distribution (percentile curve) and deliveries per
+    /// second over time into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<std::path::PathBuf>,
+    /// No progress bars (they are drawn on stderr only when it is a terminal).
+    #[arg(long)]
+    pub(crate) quiet: bool,
     /// Internal: this process is worker INDEX of --workers.
     #[arg(long, hide = true)]
     pub(crate) worker_index: Option<u32>,
@@ -193,6 +216,21 @@ pub(crate) struct Plan {
     pub(crate) run_id: u16,
     /// The run's clock base (µs since the Unix epoch), shared by workers.
     pub(crate) clock_base_us: Option<u64>,
+    /// `--storm`: what happens after the first events are delivered.
+    pub(crate) storm: Option<Storm>,
+    /// `--plot FILE.svg`.
+    pub(crate) plot: Option<std::path::PathBuf>,
+    /// `--quiet`: no progress bars.
+    pub(crate) quiet: bool,
+}
+
+/// Settings of a reconnect storm.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Storm {
+    /// Events published while the subscribers are away.
+    pub(crate) away_events: u64,
+    /// Subscribers reconnecting at once.
+    pub(crate) reconnect_concurrency: usize,
 }
 
 /// Largest `--size` accepted.
@@ -246,15 +284,10 @@ impl Args {
         if self.batch == 0 || self.batch > 10_000 {
             return Err("--batch must be between 1 and 10000".into());
         }
-        if self.batch > 1 && self.pub_format != PubFormat::Raw {
-            return Err(
-                "--batch is for Herald's JSON batches: use it with --pub-format raw".into(),
-            );
-        }
         if self.server_pid.contains(&0) {
             return Err("--server-pid must be a process id, not 0".into());
         }
-        let pub_url = if self.batch > 1 {
+        let pub_url = if self.batch > 1 && self.pub_format == PubFormat::Raw {
             UrlTemplate::parse_plain("--batch-url", &self.batch_url)?
         } else if self.pub_format == PubFormat::Grip {
             UrlTemplate::parse_plain("--pub-url", &self.pub_url)?
@@ -286,6 +319,34 @@ impl Args {
         if self.transport == Transport::Poll && !sub_url.target("t").contains('?') {
             return Err("--sub-url: long-polling appends &since=ID to the URL, so it needs a query (…/poll?topic={topic})".into());
         }
+        let storm = if self.storm {
+            if self.transport != Transport::Sse {
+                return Err(
+                    "--storm resumes SSE streams with Last-Event-ID: use --transport sse".into(),
+                );
+            }
+            if role != Role::Alone {
+                return Err(format!(
+                    "--storm runs in one process: at most {} subscribers, no --workers",
+                    crate::workers::PER_PROCESS
+                ));
+            }
+            if self.events == 0 {
+                return Err("--storm needs --events above 0 (the last id each subscriber saw is where it resumes)".into());
+            }
+            if self.reconnect_concurrency == 0 {
+                return Err("--reconnect-concurrency must be at least 1".into());
+            }
+            Some(Storm {
+                away_events: self.storm_events,
+                reconnect_concurrency: self.reconnect_concurrency,
+            })
+        } else {
+            None
+        };
+        if self.plot.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err("--plot needs a file name".into());
+        }
         Ok(Plan {
             subscribers: self.subscribers,
             transport: self.transport,
@@ -312,6 +373,9 @@ impl Args {
             role,
             run_id: suffix,
             clock_base_us: self.clock_base_us,
+            storm,
+            plot: self.plot.clone(),
+            quiet: self.quiet,
         })
     }
 
@@ -384,7 +448,7 @@ mod tests {
     }
 
     #[test]
-    fn grip_publishing_needs_no_topic_in_the_url_and_no_batch() {
+    fn grip_publishing_needs_no_topic_in_the_url() {
         let p = plan(&[
             "--pub-format",
             "grip",
@@ -395,8 +459,33 @@ mod tests {
         assert_eq!(p.pub_format, PubFormat::Grip);
         assert_eq!(p.pub_url.target("t"), "/publish/");
         assert!(plan(&["--pub-url", "http://127.0.0.1:5561/publish/"]).is_err());
-        let e = plan(&["--pub-format", "grip", "--batch", "10"]).unwrap_err();
-        assert!(e.contains("--batch"), "{e}");
+        let p = plan(&[
+            "--pub-format",
+            "grip",
+            "--batch",
+            "10",
+            "--pub-url",
+            "http://127.0.0.1:5561/publish/",
+        ])
+        .unwrap();
+        assert_eq!(p.batch, 10);
+        assert_eq!(p.pub_url.target("t"), "/publish/");
+    }
+
+    #[test]
+    fn storms_are_sse_only_and_in_one_process() {
+        let p = plan(&["--storm", "--storm-events", "5"]).unwrap();
+        assert_eq!(p.storm.unwrap().away_events, 5);
+        for bad in [
+            &["--storm", "--transport", "ws"][..],
+            &["--storm", "--workers", "2"],
+            &["--storm", "--subscribers", "20000"],
+            &["--storm", "--events", "0"],
+            &["--storm", "--reconnect-concurrency", "0"],
+        ] {
+            let e = plan(bad).unwrap_err();
+            assert!(e.contains("-"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -23,6 +23,13 @@
 //! - `server_stats.rs`: the server's CPU, RSS and write syscalls from /proc,
 //!   added up over its processes (nginx's workers, Pushpin's parts).
 //! - `report.rs`: the table and the JSON line.
+//! - `progress.rs`: indicatif bars on stderr (a terminal only, not with
+//!   `--quiet`), one per phase, following the run's counters.
+//! - `plot.rs`: `--plot FILE.svg` (plotters' SVG backend): the latency
+//!   percentile curve and deliveries per second over time.
+//! - `storm.rs`: `--storm`, the reconnect storm: drop every subscriber,
+//!   publish while they are away, reconnect all with `Last-Event-ID`, time
+//!   the catch-up.
 //! - `workers.rs`: runs too big for one process (20,000 files each): worker
 //!   processes hold the subscribers and report over JSON lines.
 //!
@@ -32,12 +39,15 @@
 mod args;
 mod chunked;
 mod payload;
+mod plot;
+mod progress;
 mod publisher;
 mod report;
 mod run;
 mod sequence;
 mod server_stats;
 mod sse;
+mod storm;
 mod subscriber;
 mod target;
 mod workers;

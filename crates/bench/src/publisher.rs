@@ -56,7 +56,11 @@ pub(crate) async fn run(
         }
         let n = batch.len() as u64;
         match publish(addr, &mut conn, &batch, &ctx).await {
-            Ok(()) => result.accepted += n,
+            Ok(()) => {
+                result.accepted += n;
+                ctx.published
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }
             Err(e) => {
                 result.failed += n;
                 result.first_error.get_or_insert(e);
@@ -81,23 +85,38 @@ async fn open(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     Ok(sender)
 }
 
-/// A GRIP publish of `data` as one SSE event on channel `topic` (Pushpin's
-/// control API); `data` is the bench's payload, one line of ASCII.
-fn grip_item(topic: &str, data: &[u8]) -> Result<Vec<u8>, String> {
-    let frame = format!("data: {}\n\n", String::from_utf8_lossy(data));
-    serde_json::to_vec(&serde_json::json!({
-        "items": [{"channel": topic, "formats": {"http-stream": {"content": frame}}}]
-    }))
-    .map_err(|e| format!("grip item: {e}"))
+/// A GRIP publish (Pushpin's control API) of each (topic, data) as one SSE
+/// event on channel `topic`, all in one request; `data` is the bench's
+/// payload, one line of ASCII.
+fn grip_items(events: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
+    let items: Vec<serde_json::Value> = events
+        .iter()
+        .map(|(topic, data)| {
+            let frame = format!("data: {}\n\n", String::from_utf8_lossy(data));
+            serde_json::json!({"channel": topic, "formats": {"http-stream": {"content": frame}}})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "items": items }))
+        .map_err(|e| format!("grip items: {e}"))
 }
 
-/// The request for `seqs`: one event to its topic's URL (its raw data, or a
-/// GRIP item with `--pub-format grip`), or (with `--batch`) a Herald JSON
-/// batch of all of them.
+/// The request for `seqs`: one event to its topic's URL (its raw data), a
+/// GRIP request of one item per event (`--pub-format grip`), or (with
+/// `--batch`, raw) a Herald JSON batch of all of them.
 fn request(seqs: &[u64], ctx: &Ctx) -> Result<hyper::Request<Full<Bytes>>, String> {
     let plan = &ctx.plan;
     let now = ctx.now_us();
-    let (target, content_type, body) = if plan.batch > 1 {
+    let (target, content_type, body) = if plan.pub_format == PubFormat::Grip {
+        let events: Vec<(String, Vec<u8>)> = seqs
+            .iter()
+            .map(|&seq| {
+                let topic = plan.topic(seq % plan.topics);
+                (topic, payload::encode(seq, now, plan.size))
+            })
+            .collect();
+        let target = plan.pub_url.target(&plan.topic(seqs[0] % plan.topics));
+        (target, "application/json", grip_items(&events)?)
+    } else if plan.batch > 1 {
         let items: Vec<serde_json::Value> = seqs
             .iter()
             .map(|&seq| {
@@ -114,11 +133,7 @@ fn request(seqs: &[u64], ctx: &Ctx) -> Result<hyper::Request<Full<Bytes>>, Strin
         let seq = seqs[0];
         let topic = plan.topic(seq % plan.topics);
         let target = plan.pub_url.target(&topic);
-        let data = payload::encode(seq, now, plan.size);
-        match plan.pub_format {
-            PubFormat::Raw => (target, "text/plain", data),
-            PubFormat::Grip => (target, "application/json", grip_item(&topic, &data)?),
-        }
+        (target, "text/plain", payload::encode(seq, now, plan.size))
     };
     hyper::Request::post(target)
         .header(hyper::header::HOST, plan.pub_url.authority.as_str())
@@ -176,14 +191,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grip_item_carries_one_sse_frame_for_the_channel() {
-        let body = grip_item("bench-00ff-3", b"7 1234 xx").unwrap();
+    fn grip_items_carry_one_sse_frame_per_event_for_its_channel() {
+        let body = grip_items(&[
+            ("bench-00ff-3".into(), b"7 1234 xx".to_vec()),
+            ("bench-00ff-0".into(), b"8 1235 xx".to_vec()),
+        ])
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"items": [{
                 "channel": "bench-00ff-3",
                 "formats": {"http-stream": {"content": "data: 7 1234 xx\n\n"}}
+            }, {
+                "channel": "bench-00ff-0",
+                "formats": {"http-stream": {"content": "data: 8 1235 xx\n\n"}}
             }]})
         );
     }

@@ -2,6 +2,8 @@
 
 use serde_json::{Value, json};
 
+use crate::storm::StormFigures;
+
 /// The server's cost over the run's phases (with `--server-pid`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ServerCost {
@@ -52,6 +54,8 @@ pub(crate) struct Report {
     pub(crate) first_stream_error: Option<String>,
     pub(crate) timed_out: bool,
     pub(crate) server: Option<ServerCost>,
+    /// `--storm`'s figures.
+    pub(crate) storm: Option<StormFigures>,
 }
 
 impl Report {
@@ -83,7 +87,7 @@ impl Report {
             (v * f).round() / f
         };
         let opt = |v: Option<f64>, places| v.map(|v| round(v, places));
-        vec![
+        let mut fields = vec![
             ("scenario", json!(self.label)),
             ("subscribers", json!(self.subscribers)),
             ("connected", json!(self.connected)),
@@ -129,7 +133,31 @@ impl Report {
                 json!(opt(self.writes_per_delivery(), 4)),
             ),
             ("first_stream_error", json!(self.first_stream_error)),
-        ]
+        ];
+        if let Some(s) = &self.storm {
+            fields.extend([
+                ("storm_away_events", json!(s.away_events)),
+                ("storm_away_published", json!(s.away_published)),
+                (
+                    "storm_away_publish_secs",
+                    json!(round(s.away_publish_secs, 4)),
+                ),
+                ("storm_reconnected", json!(s.reconnected)),
+                ("storm_reconnect_secs", json!(round(s.reconnect_secs, 4))),
+                (
+                    "storm_caught_up_after_drop_secs",
+                    json!(round(s.caught_up_after_drop_secs, 4)),
+                ),
+                (
+                    "storm_caught_up_after_reconnect_secs",
+                    json!(round(s.caught_up_after_reconnect_secs, 4)),
+                ),
+                ("storm_catch_up_p50_ms", json!(round(s.catch_up_p50_ms, 3))),
+                ("storm_catch_up_p99_ms", json!(round(s.catch_up_p99_ms, 3))),
+                ("storm_not_caught_up", json!(s.not_caught_up)),
+            ]);
+        }
+        fields
     }
 
     /// The table printed before the JSON line.
@@ -187,6 +215,30 @@ impl Report {
                 ),
             ),
         ];
+        if let Some(s) = &self.storm {
+            rows.push((
+                "storm",
+                format!(
+                    "{} events while away ({} accepted in {:.3} s); {} reconnected in {:.3} s",
+                    s.away_events,
+                    s.away_published,
+                    s.away_publish_secs,
+                    s.reconnected,
+                    s.reconnect_secs
+                ),
+            ));
+            rows.push((
+                "caught up",
+                format!(
+                    "{:.3} s after the drop, {:.3} s after the reconnect start; per subscriber p50 {:.1} ms, p99 {:.1} ms; {} never",
+                    s.caught_up_after_drop_secs,
+                    s.caught_up_after_reconnect_secs,
+                    s.catch_up_p50_ms,
+                    s.catch_up_p99_ms,
+                    s.not_caught_up
+                ),
+            ));
+        }
         if let Some(e) = &self.first_publish_error {
             rows.push(("first publish error", e.clone()));
         }

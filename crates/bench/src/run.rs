@@ -13,10 +13,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{Plan, Role};
+use crate::progress::Progress;
 use crate::publisher::{self, PubResult};
 use crate::report::{Report, ServerCost};
 use crate::sequence::expected_on_topic;
 use crate::server_stats::{ProcReader, ProcSample};
+use crate::storm::{self, StormSignals};
 use crate::subscriber::{self, SubResult, SubSpec};
 use crate::workers::{self, Fleet, Line, Summary};
 
@@ -27,6 +29,18 @@ const SHARDS: usize = 64;
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 /// Subscribers per source address at most (ephemeral ports of one address).
 const SOURCES: u8 = 253;
+/// Width of one interval of the deliveries-over-time series, µs.
+pub(crate) const TIMELINE_US: u64 = 100_000;
+/// Intervals kept at most (an hour; later deliveries are not plotted).
+const TIMELINE_MAX: usize = 36_000;
+
+/// One shard of what subscribers record: latencies, and deliveries per
+/// [`TIMELINE_US`] interval since time zero.
+#[derive(Clone)]
+struct Shard {
+    latencies: Histogram<u64>,
+    timeline: Vec<u64>,
+}
 
 /// What every task of a run shares.
 pub(crate) struct Ctx {
@@ -40,10 +54,18 @@ pub(crate) struct Ctx {
     pub(crate) cancel: CancellationToken,
     /// Bounds the subscribers connecting at once.
     pub(crate) connect_gate: Semaphore,
-    shards: Vec<Mutex<Histogram<u64>>>,
+    shards: Vec<Mutex<Shard>>,
     /// Subscribers that have their last expected event (or gave up).
-    finished: AtomicU64,
+    pub(crate) finished: AtomicU64,
     finished_changed: Notify,
+    /// Subscribers connected so far (progress).
+    pub(crate) connected: AtomicU64,
+    /// Deliveries recorded so far (progress).
+    pub(crate) delivered: AtomicU64,
+    /// Events the server accepted so far (progress).
+    pub(crate) published: AtomicU64,
+    /// `--storm`: the drop and reconnect signals.
+    pub(crate) storm: Option<StormSignals>,
 }
 
 impl Ctx {
@@ -55,12 +77,21 @@ impl Ctx {
         }
     }
 
-    /// Records latencies (µs) of subscriber `id`.
-    pub(crate) fn record(&self, id: u64, latencies: &[u64]) {
+    /// Records latencies (µs) of subscriber `id`, received at `now_us`.
+    pub(crate) fn record(&self, id: u64, latencies: &[u64], now_us: u64) {
+        let n = latencies.len() as u64;
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+        let bucket = usize::try_from(now_us / TIMELINE_US).unwrap_or(usize::MAX);
         let shard = &self.shards[(id % SHARDS as u64) as usize];
-        let mut h = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = shard.lock().unwrap_or_else(|p| p.into_inner());
         for &l in latencies {
-            h.saturating_record(l.max(1));
+            s.latencies.saturating_record(l.max(1));
+        }
+        if bucket < TIMELINE_MAX {
+            if s.timeline.len() <= bucket {
+                s.timeline.resize(bucket + 1, 0);
+            }
+            s.timeline[bucket] += n;
         }
     }
 
@@ -92,25 +123,40 @@ pub(crate) async fn execute(mut plan: Plan) -> Result<Option<Report>, Abort> {
     };
     let histogram = Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
         .map_err(|e| Abort(format!("histogram: {e}")))?;
+    let shard = Shard {
+        latencies: histogram.clone(),
+        timeline: Vec::new(),
+    };
     let ctx = Arc::new(Ctx {
         connect_gate: Semaphore::new(plan.connect_concurrency),
         clock_base_us: plan.clock_base_us,
+        storm: plan.storm.map(|s| StormSignals::new(&s)),
         plan,
         start: Instant::now(),
         cancel: CancellationToken::new(),
-        shards: (0..SHARDS).map(|_| Mutex::new(histogram.clone())).collect(),
+        shards: (0..SHARDS).map(|_| Mutex::new(shard.clone())).collect(),
         finished: AtomicU64::new(0),
         finished_changed: Notify::new(),
+        connected: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        published: AtomicU64::new(0),
     });
     let plan = &ctx.plan;
     if let Role::Worker { .. } = plan.role {
         worker(&ctx, sub_addr).await;
         return Ok(None);
     }
+    let progress = Progress::new(plan.quiet);
     let baseline = sample(&proc)?;
 
     // Connect: here, or in the workers.
     let mut fleet = None;
+    let connect_bar = {
+        let c = ctx.clone();
+        progress.phase("connect", plan.subscribers, move || {
+            c.connected.load(Ordering::Relaxed)
+        })
+    };
     let (subs, connected, connect_secs) = match plan.role {
         Role::Parent { workers } => {
             let started = Instant::now();
@@ -119,6 +165,7 @@ pub(crate) async fn execute(mut plan: Plan) -> Result<Option<Report>, Abort> {
                 &workers::passed_args(),
                 plan.run_id,
                 plan.clock_base_us.unwrap_or_default(),
+                &ctx,
             )
             .map_err(Abort)?;
             let (ok, _failed, first_error) = f.connected().await.map_err(Abort)?;
@@ -129,10 +176,11 @@ pub(crate) async fn execute(mut plan: Plan) -> Result<Option<Report>, Abort> {
         _ => connect_all(&ctx, sub_addr).await,
     };
     let failures = plan.subscribers - connected.ok;
-    eprintln!(
+    connect_bar.done(&format!("in {connect_secs:.2} s"));
+    progress.println(&format!(
         "herald bench: {}/{} subscribers connected in {connect_secs:.2} s",
         connected.ok, plan.subscribers
-    );
+    ));
     if failures > plan.max_connect_failures {
         ctx.cancel.cancel();
         return Err(Abort(format!(
@@ -149,24 +197,64 @@ pub(crate) async fn execute(mut plan: Plan) -> Result<Option<Report>, Abort> {
 
     // Publish and deliver.
     let publish_start_us = ctx.now_us();
-    let (publishers, publish_end) = start_publishing(&ctx, pub_addr);
+    let bars = (
+        {
+            let c = ctx.clone();
+            progress.phase("publish", plan.events, move || {
+                c.published.load(Ordering::Relaxed)
+            })
+        },
+        {
+            let c = ctx.clone();
+            progress.phase(
+                "deliver",
+                expected_deliveries(plan, plan.events),
+                move || c.delivered.load(Ordering::Relaxed),
+            )
+        },
+    );
+    let (publishers, publish_end) = start_publishing(&ctx, pub_addr, 0..plan.events);
     let deadline = Instant::now() + plan.timeout;
-    let timed_out = match fleet.as_mut() {
+    let mut timed_out = match fleet.as_mut() {
         Some(f) => tokio::time::timeout_at(deadline, f.finished())
             .await
             .map_or(true, |all| !all),
         None => wait_finished(&ctx, connected.ok, deadline).await,
     };
+    bars.0.done("");
+    bars.1.done(if timed_out { "timed out" } else { "" });
+    let mut publishers = Some(publishers);
+    let mut pubs = Vec::new();
+    let mut storm_figures = None;
+    // A storm starts once the first events are all delivered (not after a timeout).
+    if let (Some(settings), false) = (plan.storm, timed_out) {
+        pubs = join_until(publishers.take().unwrap_or_default(), deadline).await;
+        let (figures, away_pubs, storm_timed_out) =
+            storm::run(&ctx, &settings, pub_addr, connected.ok, &progress).await;
+        pubs.extend(away_pubs);
+        timed_out |= storm_timed_out;
+        storm_figures = Some(figures);
+    }
     let after = sample(&proc)?;
     ctx.cancel.cancel();
-    let pubs = join_all(publishers).await;
+    if let Some(publishers) = publishers {
+        pubs = join_all(publishers).await;
+    }
     let publish_end_us = publish_end.load(Ordering::Acquire);
     let summary = match fleet {
         Some(f) => f.stop().await.map_err(Abort)?,
-        None => Summary::of(&join_all(subs).await, &merged(&ctx)),
+        None => {
+            let results = join_all(subs).await;
+            if let Some(figures) = storm_figures.as_mut() {
+                storm::add_up(figures, &results);
+            }
+            let (latencies, timeline) = merged(&ctx);
+            Summary::of(&results, &latencies, timeline)
+        }
     };
 
     let mut report = add_up(&ctx, &summary, &pubs, &histogram);
+    report.storm = storm_figures;
     report.connected = connected.ok;
     report.connect_failures = failures;
     report.connect_per_sec = connected.ok as f64 / connect_secs.max(1e-9);
@@ -177,7 +265,9 @@ pub(crate) async fn execute(mut plan: Plan) -> Result<Option<Report>, Abort> {
     }
     let publish_secs = publish_end_us.saturating_sub(publish_start_us) as f64 / 1e6;
     if publish_secs > 0.0 {
-        report.publish_per_sec = report.published as f64 / publish_secs;
+        // The first events only: a storm's away events are timed apart.
+        let away = report.storm.as_ref().map_or(0, |s| s.away_published);
+        report.publish_per_sec = report.published.saturating_sub(away) as f64 / publish_secs;
     }
     if let (Some(b), Some(i), Some(a)) = (baseline, idle, after) {
         report.server = Some(ServerCost {
@@ -189,12 +279,54 @@ pub(crate) async fn execute(mut plan: Plan) -> Result<Option<Report>, Abort> {
             writes: a.syscw.zip(i.syscw).map(|(a, i)| a.saturating_sub(i)),
         });
     }
+    if let Some(path) = &plan.plot {
+        let latencies = summary.histogram(&histogram);
+        crate::plot::write(
+            path,
+            &plan.label,
+            &latencies,
+            &summary.timeline,
+            publish_start_us,
+        )
+        .map_err(|e| Abort(format!("--plot {}: {e}", path.display())))?;
+        progress.println(&format!("herald bench: plot written to {}", path.display()));
+    }
     Ok(Some(report))
+}
+
+/// Deliveries expected when `events` are published: every subscriber gets
+/// its topic's share.
+pub(crate) fn expected_deliveries(plan: &Plan, events: u64) -> u64 {
+    let (per_topic, extra) = (
+        plan.subscribers / plan.topics,
+        plan.subscribers % plan.topics,
+    );
+    (0..plan.topics)
+        .map(|t| (per_topic + u64::from(t < extra)) * expected_on_topic(events, plan.topics, t))
+        .sum()
 }
 
 /// A worker: connects its share of the subscribers, says so, says when they
 /// all have their events, and on `stop` prints what they saw.
 async fn worker(ctx: &Arc<Ctx>, addr: SocketAddr) {
+    let reporter = {
+        let c = ctx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(workers::PROGRESS_EVERY);
+            loop {
+                tokio::select! {
+                    () = c.cancel.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                Line::Progress {
+                    connected: c.connected.load(Ordering::Relaxed),
+                    delivered: c.delivered.load(Ordering::Relaxed),
+                }
+                .send()
+                .await;
+            }
+        })
+    };
     let (subs, connected, _) = connect_all(ctx, addr).await;
     let mine = subs.len() as u64;
     Line::Connected {
@@ -214,23 +346,26 @@ async fn worker(ctx: &Arc<Ctx>, addr: SocketAddr) {
         }
     }
     ctx.cancel.cancel();
+    let _ = reporter.await;
     let results = join_all(subs).await;
-    Line::Result(Summary::of(&results, &merged(ctx)))
+    let (latencies, timeline) = merged(ctx);
+    Line::Result(Summary::of(&results, &latencies, timeline))
         .send()
         .await;
 }
 
-/// The latency shards merged into one histogram.
-fn merged(ctx: &Ctx) -> Histogram<u64> {
+/// The shards merged: one latency histogram, one deliveries-per-interval series.
+fn merged(ctx: &Ctx) -> (Histogram<u64>, Vec<u64>) {
     let mut all = ctx.shards[0]
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     for shard in &ctx.shards[1..] {
-        let h = shard.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = all.add(&*h);
+        let s = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = all.latencies.add(&s.latencies);
+        workers::add_series(&mut all.timeline, &s.timeline);
     }
-    all
+    (all.latencies, all.timeline)
 }
 
 /// Outcome of the connect phase.
@@ -253,13 +388,15 @@ async fn connect_all(
         Role::Worker { index, workers } => (u64::from(index), u64::from(workers)),
         _ => (0, 1),
     };
+    let total_events = plan.events + plan.storm.map_or(0, |s| s.away_events);
     for i in (share..plan.subscribers).step_by(of as usize) {
         let t = i % plan.topics;
         let source = spread
             .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % u64::from(SOURCES)) as u8)));
         let spec = SubSpec {
             topic: t,
-            expected: expected_on_topic(plan.events, plan.topics, t),
+            expected: expected_on_topic(total_events, plan.topics, t),
+            first_goal: expected_on_topic(plan.events, plan.topics, t),
             addr,
             source,
             transport: plan.transport,
@@ -280,7 +417,10 @@ async fn connect_all(
     };
     while let Some(outcome) = ready_rx.recv().await {
         match outcome {
-            Ok(()) => connected.ok += 1,
+            Ok(()) => {
+                connected.ok += 1;
+                ctx.connected.fetch_add(1, Ordering::Relaxed);
+            }
             Err(e) => {
                 connected.first_error.get_or_insert(e);
             }
@@ -291,9 +431,10 @@ async fn connect_all(
 
 /// Starts the publishers (and, when paced, the ticker that feeds them).
 /// The returned cell receives the time the last publish was answered.
-fn start_publishing(
+pub(crate) fn start_publishing(
     ctx: &Arc<Ctx>,
     addr: SocketAddr,
+    seqs: std::ops::Range<u64>,
 ) -> (Vec<JoinHandle<PubResult>>, Arc<AtomicU64>) {
     let plan = &ctx.plan;
     let mut senders = Vec::new();
@@ -306,17 +447,16 @@ fn start_publishing(
     let route = |seq: u64| plan.publisher_of(seq);
     match plan.period {
         None => {
-            for seq in 0..plan.events {
+            for seq in seqs {
                 let _ = senders[route(seq)].send(seq);
             }
         }
         Some(period) => {
-            let events = plan.events;
             let ctx2 = ctx.clone();
             let cancel = ctx.cancel.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(period);
-                for seq in 0..events {
+                for seq in seqs {
                     tokio::select! {
                         () = cancel.cancelled() => break,
                         _ = tick.tick() => {}
@@ -355,7 +495,7 @@ fn finish_marker(
 }
 
 /// Waits until `n` subscribers finished or the deadline; true on timeout.
-async fn wait_finished(ctx: &Ctx, n: u64, deadline: Instant) -> bool {
+pub(crate) async fn wait_finished(ctx: &Ctx, n: u64, deadline: Instant) -> bool {
     loop {
         let notified = ctx.finished_changed.notified();
         if ctx.finished.load(Ordering::Acquire) >= n {
@@ -366,6 +506,25 @@ async fn wait_finished(ctx: &Ctx, n: u64, deadline: Instant) -> bool {
             () = tokio::time::sleep_until(deadline) => return true,
         }
     }
+}
+
+/// Awaits every task until `deadline`, aborting those still running then.
+pub(crate) async fn join_until<T: Default>(
+    handles: Vec<JoinHandle<T>>,
+    deadline: Instant,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        let abort = h.abort_handle();
+        match tokio::time::timeout_at(deadline, h).await {
+            Ok(r) => out.push(r.unwrap_or_default()),
+            Err(_) => {
+                abort.abort();
+                out.push(T::default());
+            }
+        }
+    }
+    out
 }
 
 /// Awaits every task, giving each a few seconds after cancellation.

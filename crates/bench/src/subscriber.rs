@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::args::Transport;
 use crate::chunked::Dechunker;
@@ -33,6 +34,8 @@ pub(crate) struct SubSpec {
     pub(crate) topic: u64,
     /// Events it should receive.
     pub(crate) expected: u64,
+    /// In a storm, events it should have before the drop (else `expected`).
+    pub(crate) first_goal: u64,
     /// Server address.
     pub(crate) addr: SocketAddr,
     /// Local address to bind before connecting, if any.
@@ -64,6 +67,9 @@ pub(crate) struct SubResult {
     pub(crate) unexpected: u64,
     /// When the last event arrived, µs since start (0: none).
     pub(crate) last_rx_us: u64,
+    /// When it had everything it waited for (in a storm: after the
+    /// reconnect), µs since start (0: never).
+    pub(crate) done_us: u64,
     /// How the stream ended early (closed or failed), if it did.
     pub(crate) stream_error: Option<String>,
 }
@@ -77,8 +83,15 @@ pub(crate) async fn run(
     ready: mpsc::UnboundedSender<Result<(), String>>,
 ) -> SubResult {
     match spec.transport {
-        Transport::Sse => match connected(connect(&spec), &spec, &ctx, ready).await {
-            Ok((stream, rest, chunked)) => receive(id, stream, rest, chunked, &spec, &ctx).await,
+        Transport::Sse => match connected(connect(&spec, None), &spec, &ctx, ready).await {
+            Ok((stream, rest, chunked)) if ctx.storm.is_some() => {
+                storm(id, stream, rest, chunked, &spec, &ctx).await
+            }
+            Ok((stream, rest, chunked)) => {
+                let mut rx = Receiver::new(&spec, &ctx);
+                receive(id, &mut rx, stream, rest, chunked, &ctx, &ctx.cancel).await;
+                rx.finish(&ctx)
+            }
             Err(failed) => failed,
         },
         Transport::Ws => match connected(ws::connect(&spec), &spec, &ctx, ready).await {
@@ -140,12 +153,20 @@ async fn open(spec: &SubSpec) -> Result<TcpStream, String> {
     Ok(stream)
 }
 
-/// Opens an SSE stream and reads the response head; returns the socket,
-/// the body bytes read with the head, and whether the body is chunked.
-async fn connect(spec: &SubSpec) -> Result<(TcpStream, Vec<u8>, bool), String> {
+/// Opens an SSE stream (resuming after `last_id` if given) and reads the
+/// response head; returns the socket, the body bytes read with the head,
+/// and whether the body is chunked.
+async fn connect(
+    spec: &SubSpec,
+    last_id: Option<&[u8]>,
+) -> Result<(TcpStream, Vec<u8>, bool), String> {
     let mut stream = open(spec).await?;
+    let resume = match last_id {
+        Some(id) => format!("Last-Event-ID: {}\r\n", String::from_utf8_lossy(id)),
+        None => String::new(),
+    };
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n{resume}\r\n",
         spec.target, spec.authority
     );
     stream
@@ -199,6 +220,11 @@ struct Receiver<'a> {
     result: SubResult,
     /// Latencies of the current read, recorded under one lock.
     batch: Vec<u64>,
+    /// Storm: done once this many distinct events arrived (every one of
+    /// them, not just the last), else done at the last expected event.
+    goal: Option<u64>,
+    /// The id of the last event (kept only in a storm, to resume from).
+    last_id: Vec<u8>,
     finished: bool,
     /// Whether `ctx.finished()` was called for this subscriber.
     signalled: bool,
@@ -221,9 +247,16 @@ impl<'a> Receiver<'a> {
                 ..SubResult::default()
             },
             batch: Vec::new(),
+            goal: ctx.storm.is_some().then_some(spec.first_goal),
+            last_id: Vec::new(),
             finished: spec.expected == 0,
             signalled: false,
         }
+    }
+
+    /// Distinct events received, over every lane.
+    fn distinct(&self) -> u64 {
+        self.lanes.iter().map(|(c, _)| c.distinct()).sum()
     }
 
     /// Lanes that carry at least one event.
@@ -233,16 +266,20 @@ impl<'a> Receiver<'a> {
 
     /// Tells the run, once, that this subscriber has its last event.
     fn signal_if_done(&mut self, ctx: &Ctx) {
+        if let Some(goal) = self.goal {
+            self.finished = self.distinct() >= goal;
+        }
         if self.finished && !self.signalled {
             self.signalled = true;
+            self.result.done_us = ctx.now_us();
             ctx.finished();
         }
     }
 
     /// Records the latencies of the events taken since the last flush.
-    fn flush(&mut self, id: u64, ctx: &Ctx) {
+    fn flush(&mut self, id: u64, ctx: &Ctx, now_us: u64) {
         if !self.batch.is_empty() {
-            ctx.record(id, &self.batch);
+            ctx.record(id, &self.batch, now_us);
             self.batch.clear();
         }
     }
@@ -251,6 +288,9 @@ impl<'a> Receiver<'a> {
     fn finish(mut self, ctx: &Ctx) -> SubResult {
         if !self.signalled {
             ctx.finished();
+        }
+        if let Some(goal) = self.goal {
+            self.finished = self.distinct() >= goal;
         }
         if self.finished {
             // Closing after the last expected event is not a failure.
@@ -289,15 +329,19 @@ impl<'a> Receiver<'a> {
     }
 }
 
+/// Reads an SSE stream into `rx` until `stop` is cancelled (true) or the
+/// stream ends or fails (false, the reason in `rx.result.stream_error`).
+/// The socket is closed on return.
 async fn receive(
     id: u64,
+    rx: &mut Receiver<'_>,
     mut stream: TcpStream,
     first: Vec<u8>,
     chunked: bool,
-    spec: &SubSpec,
     ctx: &Ctx,
-) -> SubResult {
-    let mut rx = Receiver::new(spec, ctx);
+    stop: &CancellationToken,
+) -> bool {
+    let keep_id = rx.goal.is_some();
     let mut parser = SseParser::new();
     let mut dechunker = chunked.then(Dechunker::default);
     let mut buf = first;
@@ -305,7 +349,15 @@ async fn receive(
     buf.resize(READ_BUF.max(n), 0);
     loop {
         let now_us = ctx.now_us();
-        let mut feed = |bytes: &[u8]| parser.feed(bytes, |e| rx.on_data(e.data, now_us));
+        let mut feed = |bytes: &[u8]| {
+            parser.feed(bytes, |e| {
+                rx.on_data(e.data, now_us);
+                if keep_id {
+                    rx.last_id.clear();
+                    rx.last_id.extend_from_slice(e.id);
+                }
+            });
+        };
         let framing = match dechunker.as_mut() {
             Some(d) => d
                 .feed(&buf[..n], &mut feed)
@@ -315,31 +367,72 @@ async fn receive(
                 Ok(())
             }
         };
-        rx.flush(id, ctx);
+        rx.flush(id, ctx, now_us);
         if let Err(e) = framing {
             rx.result.stream_error = Some(e.into());
-            break;
+            return false;
         }
         if dechunker.as_ref().is_some_and(Dechunker::is_done) {
             rx.result.stream_error = Some("body ended by the server".into());
-            break;
+            return false;
         }
         rx.signal_if_done(ctx);
         n = tokio::select! {
             biased;
-            () = ctx.cancel.cancelled() => break,
+            () = stop.cancelled() => return true,
             r = stream.read(&mut buf) => match r {
                 Ok(0) => {
                     rx.result.stream_error = Some("closed by the server".into());
-                    break;
+                    return false;
                 }
                 Ok(n) => n,
                 Err(e) => {
                     rx.result.stream_error = Some(format!("read: {e}"));
-                    break;
+                    return false;
                 }
             },
         };
+    }
+}
+
+/// A storm subscriber: receives until the drop, closes its socket, waits
+/// for the reconnect signal, reconnects with `Last-Event-ID` (under the
+/// storm's own gate) and receives until the run ends.
+async fn storm(
+    id: u64,
+    stream: TcpStream,
+    first: Vec<u8>,
+    chunked: bool,
+    spec: &SubSpec,
+    ctx: &Ctx,
+) -> SubResult {
+    let mut rx = Receiver::new(spec, ctx);
+    let Some(storm) = ctx.storm.as_ref() else {
+        return rx.finish(ctx);
+    };
+    if !receive(id, &mut rx, stream, first, chunked, ctx, &storm.dropped).await {
+        return rx.finish(ctx);
+    }
+    tokio::select! {
+        biased;
+        () = ctx.cancel.cancelled() => return rx.finish(ctx),
+        () = storm.reconnect.cancelled() => {}
+    }
+    rx.goal = Some(spec.expected);
+    rx.signalled = false;
+    let last_id = std::mem::take(&mut rx.last_id);
+    let outcome = {
+        let _permit = storm.gate.acquire().await;
+        tokio::time::timeout(ctx.plan.connect_timeout, connect(spec, Some(&last_id))).await
+    };
+    match outcome {
+        Ok(Ok((stream, rest, chunked))) => {
+            storm.reconnected(ctx.now_us());
+            rx.signal_if_done(ctx);
+            receive(id, &mut rx, stream, rest, chunked, ctx, &ctx.cancel).await;
+        }
+        Ok(Err(e)) => rx.result.stream_error = Some(format!("reconnect: {e}")),
+        Err(_) => rx.result.stream_error = Some("reconnect: timed out".into()),
     }
     rx.finish(ctx)
 }

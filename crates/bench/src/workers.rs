@@ -7,21 +7,45 @@
 //! The parent and its workers speak JSON lines: a worker prints `connected`
 //! once its subscribers are connected and `finished` once each has its last
 //! expected event; it ends when the parent writes `stop` (or closes its
-//! stdin), printing its `result`: the summed counts and its latencies as
-//! (value, count) pairs. Send times are µs since a wall-clock base the parent
-//! hands every worker, so latencies mean the same in every process.
+//! stdin), printing its `result`: the summed counts, its latencies as
+//! (value, count) pairs and its deliveries per interval. Every
+//! [`PROGRESS_EVERY`] it also prints `progress` (its connected subscribers
+//! and deliveries so far), which the parent adds up for its progress bars.
+//! Send times are µs since a wall-clock base the parent hands every worker,
+//! so latencies and intervals mean the same in every process.
 
+use std::collections::VecDeque;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
 
+use crate::run::Ctx;
 use crate::subscriber::SubResult;
 
 /// Subscribers one process opens at most (the file limit is 20,000).
 pub(crate) const PER_PROCESS: u64 = 18_000;
+/// How often a worker reports its progress.
+pub(crate) const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Serializes a worker's stdout, so concurrent lines never interleave.
+static STDOUT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Adds `other` into `into`, interval by interval.
+pub(crate) fn add_series(into: &mut Vec<u64>, other: &[u64]) {
+    if into.len() < other.len() {
+        into.resize(other.len(), 0);
+    }
+    for (a, b) in into.iter_mut().zip(other) {
+        *a += b;
+    }
+}
 
 /// What subscribers saw, summed: over one process's subscribers, or over
 /// every worker's.
@@ -39,12 +63,20 @@ pub(crate) struct Summary {
     pub(crate) last_rx_us: u64,
     /// Latencies as (µs, count) pairs.
     pub(crate) latencies: Vec<(u64, u64)>,
+    /// Deliveries per `run::TIMELINE_US` interval of the run's clock.
+    #[serde(default)]
+    pub(crate) timeline: Vec<u64>,
 }
 
 impl Summary {
     /// Sums connected subscribers' results and takes `latencies`.
-    pub(crate) fn of(subs: &[SubResult], latencies: &Histogram<u64>) -> Summary {
+    pub(crate) fn of(
+        subs: &[SubResult],
+        latencies: &Histogram<u64>,
+        timeline: Vec<u64>,
+    ) -> Summary {
         let mut s = Summary {
+            timeline,
             latencies: latencies
                 .iter_recorded()
                 .map(|v| (v.value_iterated_to(), v.count_at_value()))
@@ -81,6 +113,7 @@ impl Summary {
         }
         self.last_rx_us = self.last_rx_us.max(o.last_rx_us);
         self.latencies.extend(o.latencies);
+        add_series(&mut self.timeline, &o.timeline);
     }
 
     /// The latencies as one histogram.
@@ -105,6 +138,8 @@ pub(crate) enum Line {
     },
     /// Each of its subscribers has its last expected event.
     Finished,
+    /// Its counts so far (for the parent's progress bars).
+    Progress { connected: u64, delivered: u64 },
     /// Its final counts.
     Result(Summary),
 }
@@ -114,6 +149,7 @@ impl Line {
     pub(crate) async fn send(&self) {
         let mut text = serde_json::to_string(self).unwrap_or_default();
         text.push('\n');
+        let _one_at_a_time = STDOUT.lock().await;
         let mut out = tokio::io::stdout();
         let _ = out.write_all(text.as_bytes()).await;
         let _ = out.flush().await;
@@ -163,24 +199,31 @@ pub(crate) async fn stopped() {
 /// The parent's handle on its workers.
 pub(crate) struct Fleet {
     workers: Vec<Worker>,
+    /// Every worker's lines but `progress`, tagged with its index (a read
+    /// error or the end of its output comes as an error).
+    lines: mpsc::UnboundedReceiver<(usize, Result<Line, String>)>,
+    /// Lines that came while their worker's previous one was still unread.
+    pending: Vec<VecDeque<Result<Line, String>>>,
 }
 
 struct Worker {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Lines<BufReader<ChildStdout>>,
 }
 
 impl Fleet {
     /// Starts `n` workers: this executable with `bench`, the same flags
     /// (`args`), and each worker's index, the run id and the clock base.
+    /// Their `progress` lines are added into `ctx`'s counters.
     pub(crate) fn start(
         n: u32,
         args: &[String],
         run_id: u16,
         clock_base_us: u64,
+        ctx: &Arc<Ctx>,
     ) -> Result<Fleet, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find herald: {e}"))?;
+        let (tx, lines) = mpsc::unbounded_channel();
         let mut workers = Vec::new();
         for i in 0..n {
             let mut child = Command::new(&exe)
@@ -201,50 +244,99 @@ impl Fleet {
                 .stdout
                 .take()
                 .ok_or_else(|| format!("worker {i} has no stdout"))?;
-            workers.push(Worker {
-                child,
-                stdin,
-                lines: BufReader::new(stdout).lines(),
+            let (tx, ctx, i) = (tx.clone(), ctx.clone(), i as usize);
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                let (mut connected, mut delivered) = (0, 0);
+                loop {
+                    let line = match lines.next_line().await {
+                        Ok(Some(line)) => line,
+                        Ok(None) => {
+                            let _ = tx.send((i, Err(format!("worker {i} ended early"))));
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send((i, Err(format!("worker {i}: {e}"))));
+                            return;
+                        }
+                    };
+                    match serde_json::from_str(&line) {
+                        Ok(Line::Progress {
+                            connected: c,
+                            delivered: d,
+                        }) => {
+                            ctx.connected
+                                .fetch_add(c.saturating_sub(connected), Ordering::Relaxed);
+                            ctx.delivered
+                                .fetch_add(d.saturating_sub(delivered), Ordering::Relaxed);
+                            (connected, delivered) = (c.max(connected), d.max(delivered));
+                        }
+                        Ok(other) => {
+                            let _ = tx.send((i, Ok(other)));
+                        }
+                        Err(e) => {
+                            let _ = tx.send((i, Err(format!("worker {i} said {line:?}: {e}"))));
+                            return;
+                        }
+                    }
+                }
             });
+            workers.push(Worker { child, stdin });
         }
-        Ok(Fleet { workers })
+        let pending = (0..n).map(|_| VecDeque::new()).collect();
+        Ok(Fleet {
+            workers,
+            lines,
+            pending,
+        })
     }
 
-    /// Reads each worker's next line.
-    async fn next_lines(&mut self) -> Result<Vec<Line>, String> {
-        let mut out = Vec::with_capacity(self.workers.len());
-        for (i, w) in self.workers.iter_mut().enumerate() {
-            let line = w
-                .lines
-                .next_line()
-                .await
-                .map_err(|e| format!("worker {i}: {e}"))?
-                .ok_or_else(|| format!("worker {i} ended early"))?;
-            out.push(
-                serde_json::from_str(&line)
-                    .map_err(|e| format!("worker {i} said {line:?}: {e}"))?,
-            );
+    /// Reads lines until every worker gave one that `wanted` keeps; other
+    /// lines are skipped. Returns them in worker order.
+    async fn one_each<T>(&mut self, wanted: impl Fn(Line) -> Option<T>) -> Result<Vec<T>, String> {
+        let mut got: Vec<Option<T>> = (0..self.workers.len()).map(|_| None).collect();
+        for (i, queue) in self.pending.iter_mut().enumerate() {
+            while got[i].is_none() {
+                match queue.pop_front() {
+                    Some(line) => got[i] = wanted(line?),
+                    None => break,
+                }
+            }
         }
-        Ok(out)
+        while got.iter().any(Option::is_none) {
+            let (i, line) = self
+                .lines
+                .recv()
+                .await
+                .ok_or_else(|| "the workers' output ended".to_string())?;
+            if got[i].is_none() {
+                got[i] = wanted(line?);
+            } else {
+                self.pending[i].push_back(line);
+            }
+        }
+        Ok(got.into_iter().flatten().collect())
     }
 
     /// Waits for every worker's `connected`: (ok, failed, first error).
     pub(crate) async fn connected(&mut self) -> Result<(u64, u64, Option<String>), String> {
-        let (mut ok, mut failed, mut first) = (0, 0, None);
-        for line in self.next_lines().await? {
-            match line {
+        let lines = self
+            .one_each(|l| match l {
                 Line::Connected {
-                    ok: o,
-                    failed: f,
+                    ok,
+                    failed,
                     first_error,
-                } => {
-                    ok += o;
-                    failed += f;
-                    if first.is_none() {
-                        first = first_error;
-                    }
-                }
-                other => return Err(format!("a worker said {other:?} before connecting")),
+                } => Some(Ok((ok, failed, first_error))),
+                other => Some(Err(format!("a worker said {other:?} before connecting"))),
+            })
+            .await?;
+        let (mut ok, mut failed, mut first) = (0, 0, None);
+        for line in lines {
+            let (o, f, e) = line?;
+            ok += o;
+            failed += f;
+            if first.is_none() {
+                first = e;
             }
         }
         Ok((ok, failed, first))
@@ -252,7 +344,8 @@ impl Fleet {
 
     /// Waits until every worker said `finished`; false if one ended first.
     pub(crate) async fn finished(&mut self) -> bool {
-        matches!(self.next_lines().await, Ok(lines) if lines.iter().all(|l| matches!(l, Line::Finished)))
+        let lines = self.one_each(|l| Some(matches!(l, Line::Finished))).await;
+        matches!(lines, Ok(all) if all.iter().all(|&f| f))
     }
 
     /// Tells every worker to stop and sums their results.
@@ -262,24 +355,17 @@ impl Fleet {
                 let _ = stdin.write_all(b"stop\n").await;
             }
         }
+        let results = self
+            .one_each(|l| match l {
+                Line::Result(s) => Some(s),
+                _ => None,
+            })
+            .await?;
         let mut total = Summary::default();
-        for (i, w) in self.workers.iter_mut().enumerate() {
-            loop {
-                let line = w
-                    .lines
-                    .next_line()
-                    .await
-                    .map_err(|e| format!("worker {i}: {e}"))?
-                    .ok_or_else(|| format!("worker {i} ended without its result"))?;
-                match serde_json::from_str(&line) {
-                    Ok(Line::Result(s)) => {
-                        total.add(s);
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(format!("worker {i} said {line:?}: {e}")),
-                }
-            }
+        for s in results {
+            total.add(s);
+        }
+        for w in &mut self.workers {
             let _ = w.child.wait().await;
         }
         Ok(total)

@@ -249,3 +249,141 @@ fn bench_refuses_bad_arguments_and_unreachable_hubs() {
         "{err}"
     );
 }
+
+#[test]
+fn bench_storm_resumes_every_subscriber_with_last_event_id() {
+    let hub = Hub::start(&[]);
+    let pid = hub.child.id().to_string();
+    let (status, stdout, stderr) = bench(
+        &hub,
+        "sse",
+        &[
+            "--storm",
+            "--subscribers",
+            "30",
+            "--topics",
+            "3",
+            "--events",
+            "30",
+            "--storm-events",
+            "60",
+            "--reconnect-concurrency",
+            "10",
+            "--idle-secs",
+            "0",
+            "--timeout",
+            "20",
+            "--server-pid",
+            &pid,
+        ],
+    );
+    assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
+    let line = stdout.lines().last().expect("a JSON line");
+    let v: serde_json::Value = serde_json::from_str(line).expect(line);
+    // 90 events over 3 topics: 30 per topic, 10 subscribers each.
+    assert_eq!(v["published"], 90, "{line}");
+    assert_eq!(v["deliveries"], 30 * 30, "{line}");
+    for field in [
+        "lost",
+        "duplicated",
+        "out_of_order",
+        "unexpected",
+        "closed_early",
+    ] {
+        assert_eq!(v[field], 0, "{field}: {line}");
+    }
+    assert_eq!(v["timed_out"], false, "{line}");
+    assert_eq!(v["storm_away_events"], 60, "{line}");
+    assert_eq!(v["storm_away_published"], 60, "{line}");
+    assert_eq!(v["storm_reconnected"], 30, "{line}");
+    assert_eq!(v["storm_not_caught_up"], 0, "{line}");
+    let after_drop = v["storm_caught_up_after_drop_secs"].as_f64().unwrap();
+    let after_reconnect = v["storm_caught_up_after_reconnect_secs"].as_f64().unwrap();
+    assert!(after_reconnect > 0.0, "{line}");
+    assert!(after_drop > after_reconnect, "{line}");
+    assert!(
+        v["storm_catch_up_p99_ms"].as_f64().unwrap()
+            >= v["storm_catch_up_p50_ms"].as_f64().unwrap(),
+        "{line}"
+    );
+    assert!(
+        stdout.contains("caught up"),
+        "the table has the storm: {stdout}"
+    );
+}
+
+#[test]
+fn bench_publishing_scenario_with_many_keep_alive_publishers() {
+    // Scenario (d) in small: one subscriber per topic checks delivery.
+    let hub = Hub::start(&[]);
+    let batch_url = format!("http://{}/publish", hub.addr);
+    for extra in [&[][..], &["--batch", "20", "--batch-url", &batch_url][..]] {
+        let mut args = vec![
+            "--subscribers",
+            "16",
+            "--topics",
+            "16",
+            "--publishers",
+            "16",
+            "--events",
+            "800",
+            "--idle-secs",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let (status, stdout, stderr) = bench(&hub, "sse", &args);
+        assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
+        let line = stdout.lines().last().unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["published"], 800, "{extra:?}: {line}");
+        assert_eq!(v["deliveries"], 800, "{extra:?}: {line}");
+        assert!(v["publish_per_sec"].as_f64().unwrap() > 0.0, "{line}");
+        for field in ["lost", "duplicated", "out_of_order"] {
+            assert_eq!(v[field], 0, "{extra:?} {field}: {line}");
+        }
+    }
+}
+
+#[test]
+fn bench_plot_is_written_from_one_process_and_from_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    for workers in ["1", "2"] {
+        let hub = Hub::start(&[]);
+        let path = dir.path().join(format!("run-{workers}.svg"));
+        let (status, stdout, stderr) = bench(
+            &hub,
+            "sse",
+            &[
+                "--workers",
+                workers,
+                "--subscribers",
+                "10",
+                "--topics",
+                "2",
+                "--events",
+                "100",
+                "--rate",
+                "200",
+                "--idle-secs",
+                "0",
+                "--quiet",
+                "--plot",
+                path.to_str().unwrap(),
+            ],
+        );
+        assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
+        let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(v["deliveries"], 10 * 100 / 2, "{stdout}");
+        let svg = std::fs::read_to_string(&path).expect("the plot");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // Deliveries over time came back from the workers: the red series
+        // has a point per 100 ms interval over the ~0.5 s of publishing.
+        let rate = svg
+            .split("<polyline")
+            .find(|l| l.contains("stroke=\"#FF0000\""))
+            .expect("the deliveries/s series");
+        assert!(rate.matches(',').count() >= 4, "{workers}: {rate}");
+        // Not a terminal: no progress bar on stderr (only plain lines).
+        assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    }
+}

@@ -110,7 +110,7 @@ impl Poller {
                 rx.on_data(ev.data.as_bytes(), now_us);
             }
             self.since = answer.last_event_id;
-            rx.flush(id, ctx);
+            rx.flush(id, ctx, now_us);
             rx.signal_if_done(ctx);
         }
         rx.finish(ctx)

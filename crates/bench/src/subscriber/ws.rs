@@ -59,7 +59,7 @@ pub(super) async fn receive(id: u64, mut ws: Socket, spec: &SubSpec, ctx: &Ctx) 
             Data::Raw => rx.on_data(payload, now_us),
             Data::Other => {}
         }
-        rx.flush(id, ctx);
+        rx.flush(id, ctx, now_us);
         rx.signal_if_done(ctx);
     }
     rx.finish(ctx)
