@@ -16,6 +16,9 @@
 //! - History reads use a short-lived consumer from the requested sequence.
 
 mod follow;
+mod records;
+
+pub use records::NatsRecords;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -15,6 +15,13 @@ fn nats_publish_on_any_node_reaches_every_node() {
 }
 
 #[test]
+fn nats_burst_reaches_every_node_promptly() {
+    if available(Kind::Nats) {
+        cluster::burst_reaches_every_node_promptly(Kind::Nats);
+    }
+}
+
+#[test]
 fn nats_node_killed_mid_stream_resumes_on_another_without_loss() {
     if available(Kind::Nats) {
         cluster::node_killed_mid_stream(Kind::Nats);

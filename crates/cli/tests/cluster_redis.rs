@@ -15,6 +15,13 @@ fn redis_publish_on_any_node_reaches_every_node() {
 }
 
 #[test]
+fn redis_burst_reaches_every_node_promptly() {
+    if available(Kind::Redis) {
+        cluster::burst_reaches_every_node_promptly(Kind::Redis);
+    }
+}
+
+#[test]
 fn redis_node_killed_mid_stream_resumes_on_another_without_loss() {
     if available(Kind::Redis) {
         cluster::node_killed_mid_stream(Kind::Redis);
