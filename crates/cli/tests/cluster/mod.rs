@@ -29,8 +29,14 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(kind: Kind, persistent: bool) -> Cluster {
+        Cluster::start_with(kind, persistent, &[])
+    }
+
+    /// Three nodes with `extra` flags too.
+    pub fn start_with(kind: Kind, persistent: bool, extra: &[&str]) -> Cluster {
         let broker = Broker::start(kind, persistent);
-        let args = node_args(&broker.url());
+        let mut args = node_args(&broker.url());
+        args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let nodes = (0..3).map(|_| Hub::start(&args)).collect();
         Cluster { nodes, broker }
@@ -72,7 +78,7 @@ impl Cluster {
 /// three nodes, and several at once on a two-core machine make timing-bound
 /// steps (a follower catching up, a reconnect) much slower than any
 /// deployment would see.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static ONE: Mutex<()> = Mutex::new(());
     ONE.lock().unwrap_or_else(|e| e.into_inner())
 }
