@@ -48,3 +48,10 @@ fn redis_mixed_run_delivers_every_event_once_in_order() {
         cluster::mixed_run(Kind::Redis);
     }
 }
+
+#[test]
+fn redis_sessions_on_another_or_dead_node_are_unknown_and_resume_by_position() {
+    if available(Kind::Redis) {
+        cluster::sessions::sessions_answer_cleanly_on_another_node(Kind::Redis);
+    }
+}

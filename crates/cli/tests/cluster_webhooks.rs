@@ -114,7 +114,10 @@ fn webhooks_once_across_the_cluster(kind: Kind) {
     // Every node knows it.
     for &addr in &addrs {
         let (s, body) = request(addr, "GET", &format!("/webhooks/{id}"), &[], b"");
-        assert_eq!(s, 200, "node {addr} does not know subscription {id}: {body}");
+        assert_eq!(
+            s, 200,
+            "node {addr} does not know subscription {id}: {body}"
+        );
     }
 
     // Normal case: published through node 1, delivered once each, in order.

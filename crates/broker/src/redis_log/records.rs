@@ -133,10 +133,9 @@ impl WebhookStore for RedisRecords {
                 .await
                 .map_err(RecordError)?;
             let pairs: Vec<(&Value, &Value)> = match &v {
-                Value::Array(items) if items.len() % 2 == 0 => items
-                    .chunks(2)
-                    .map(|p| (&p[0], &p[1]))
-                    .collect(),
+                Value::Array(items) if items.len() % 2 == 0 => {
+                    items.chunks(2).map(|p| (&p[0], &p[1])).collect()
+                }
                 Value::Map(m) => m.iter().map(|(k, b)| (k, b)).collect(),
                 _ => return Err(unexpected(&v)),
             };

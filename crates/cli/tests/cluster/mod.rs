@@ -6,6 +6,7 @@
 
 pub mod broker;
 pub mod clients;
+pub mod sessions;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

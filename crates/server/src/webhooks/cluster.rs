@@ -257,6 +257,9 @@ pub(super) async fn keep(w: &Webhooks, entry: &Entry) {
             return;
         }
         if let Err(e) = w.update(entry, |_| {}).await {
+            if entry.removed.load(Ordering::Acquire) {
+                return;
+            }
             let until = entry.held_until_ms.load(Ordering::Acquire);
             let margin = every.as_millis() as u64;
             if !entry.holding.load(Ordering::Acquire) || now_ms() + margin >= until {

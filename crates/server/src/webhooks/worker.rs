@@ -56,7 +56,13 @@ pub(crate) async fn run(w: Arc<Webhooks>, entry: Arc<Entry>) {
             _ = cluster::keep(&w, &entry) => {}
         }
         entry.holding.store(false, Ordering::Release);
-        tracing::warn!(id, "this node no longer delivers the webhook subscription (lease lost)");
+        if entry.removed.load(Ordering::Acquire) {
+            return;
+        }
+        tracing::warn!(
+            id,
+            "this node no longer delivers the webhook subscription (lease lost)"
+        );
     }
 }
 
