@@ -112,6 +112,9 @@ async fn follow(inner: &Inner, backoff: &mut Backoff) -> Result<(), String> {
                 }
                 next_check = Instant::now() + CHECK_EVERY;
             }
+            // Reconnected: check the stream (lost with a broker restarted
+            // without its data?) and follow it again now.
+            _ = inner.link.reconnected.notified() => return Ok(()),
             _ = inner.stop.notified() => return Ok(()),
         }
     }
@@ -184,5 +187,6 @@ async fn compare(inner: &Inner, info: stream::Info, delivered: u64) -> Result<()
         inner.fanout.close();
     }
     inner.progress.mark_up();
+    inner.link.stale.store(false, Ordering::Release);
     Ok(())
 }
