@@ -20,7 +20,9 @@ use redis::{Script, Value};
 use super::{connect, timed};
 use crate::{BrokerError, BrokerOptions};
 
-/// `KEYS[1]` records, `KEYS[2]` revisions; `ARGV`: `P id bytes` or `D id`, repeated.
+/// `KEYS[1]` records, `KEYS[2]` revisions; `ARGV`: `P id bytes` or `D id`,
+/// repeated. A put raises the revision; a delete removes both (`PUT_IF`
+/// checks that the record exists, so a stale revision never revives it).
 static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -32,7 +34,7 @@ while i <= #ARGV do
     i = i + 3
   else
     redis.call('HDEL', KEYS[1], ARGV[i + 1])
-    redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1)
+    redis.call('HDEL', KEYS[2], ARGV[i + 1])
     i = i + 2
   end
 end

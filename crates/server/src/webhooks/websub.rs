@@ -219,6 +219,8 @@ fn subscribe(
                 match intent {
                     Intent::Subscribe(lease) => activate(&w, pending, lease).await,
                     Intent::Unsubscribe => {
+                        // In a cluster it may have been made through another node.
+                        w.refresh().await;
                         if let Some(entry) = w.find_websub(&pending.topic, &pending.callback) {
                             w.remove(&entry, Removal::Unsubscribed).await;
                         }
