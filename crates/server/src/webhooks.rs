@@ -13,6 +13,9 @@
 //!   and what the answer means).
 //! - `guard.rs`: the outbound client and its SSRF guard (checked at connect).
 //! - `signature.rs`: `X-Hub-Signature` HMACs; `record.rs`: the durable record.
+//! - `cluster.rs`: in a cluster (the store is the broker's, shared), every
+//!   node knows every subscription and one node at a time delivers each, by a
+//!   lease kept in the record and written with compare-and-set.
 //!
 //! Data flow: a subscription is a durable [`Record`] in the
 //! [`WebhookStore`] (the same redb file as the history) holding a cursor, the
@@ -415,7 +418,15 @@ impl Webhooks {
             held_until_ms: AtomicU64::new(0),
             lost: tokio::sync::Notify::new(),
         });
-        self.lock().insert(rec.id, entry.clone());
+        {
+            let mut map = self.lock();
+            // In a cluster a sync may have started it already: one worker per
+            // subscription per node.
+            if map.contains_key(&rec.id) {
+                return;
+            }
+            map.insert(rec.id, entry.clone());
+        }
         self.tracker.spawn(worker::run(self.clone(), entry));
     }
 
