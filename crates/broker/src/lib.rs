@@ -16,6 +16,11 @@
 //! - `nats_log.rs` (feature `nats`): one JetStream stream, one subject per
 //!   topic, the stream sequence as `seq`; `nats_log/follow.rs` is the follower
 //!   (an ordered pull consumer).
+//! - Webhook subscription records ([`open_webhook_store`]): `redis_log/records.rs`
+//!   (two hashes, Lua compare-and-set) and `nats_log/records.rs` (a key-value
+//!   bucket, revision compare-and-set) implement `herald_core::WebhookStore`
+//!   with revisions, so the server can keep one delivering node per
+//!   subscription by a lease written in the record.
 //! - `broker_log!` (here): the one `Log` impl both logs share, over their
 //!   `inner` handles' methods.
 //!
@@ -149,9 +154,9 @@ use std::time::Duration;
 use herald_core::{AppendError, Draft, Event, EventId, Fanout, Log, Position};
 
 #[cfg(feature = "nats")]
-pub use nats_log::NatsLog;
+pub use nats_log::{NatsLog, NatsRecords};
 #[cfg(feature = "redis")]
-pub use redis_log::RedisLog;
+pub use redis_log::{RedisLog, RedisRecords};
 
 /// How a node uses the broker.
 #[derive(Debug, Clone)]
@@ -246,6 +251,21 @@ pub async fn open(
             let _ = fanout;
             Err(BrokerError::Scheme(redacted(&options.url)))
         }
+    }
+}
+
+/// Opens the webhook subscription records kept beside the log `options.url`
+/// names (Redis hashes, or a JetStream key-value bucket), shared by every node.
+pub async fn open_webhook_store(
+    options: &BrokerOptions,
+) -> Result<Arc<dyn herald_core::WebhookStore>, BrokerError> {
+    let scheme = options.url.split_once("://").map(|(s, _)| s);
+    match scheme {
+        #[cfg(feature = "redis")]
+        Some("redis") => Ok(Arc::new(RedisRecords::open(options).await?)),
+        #[cfg(feature = "nats")]
+        Some("nats") => Ok(Arc::new(NatsRecords::open(options).await?)),
+        _ => Err(BrokerError::Scheme(redacted(&options.url))),
     }
 }
 

@@ -16,6 +16,9 @@
 //! - History reads use a short-lived consumer from the requested sequence.
 
 mod follow;
+mod records;
+
+pub use records::NatsRecords;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,6 +65,20 @@ struct Inner {
     events: AtomicU64,
     /// Appends this node committed (metrics).
     commits: AtomicU64,
+    /// The connection's state as its events tell it.
+    link: Arc<Link>,
+}
+
+/// What the client's connection events say, for the follower and `/readyz`.
+#[derive(Default)]
+struct Link {
+    /// Set at a disconnection; cleared once the follower checked the stream
+    /// again after the reconnection (a restarted broker may have lost it:
+    /// the node is not ready until it knows its epoch).
+    stale: AtomicBool,
+    /// Wakes the follower at a reconnection, so it checks the stream and
+    /// follows it again at once rather than at its next periodic check.
+    reconnected: Notify,
 }
 
 impl NatsLog {
@@ -76,7 +93,17 @@ impl NatsLog {
             detail,
         };
         let (min, max) = (opts.reconnect_min, opts.reconnect_max);
+        let link = Arc::new(Link::default());
+        let events = link.clone();
         let connect = async_nats::ConnectOptions::new()
+            .event_callback(move |event| {
+                match event {
+                    async_nats::Event::Disconnected => events.stale.store(true, Ordering::Release),
+                    async_nats::Event::Connected => events.reconnected.notify_one(),
+                    _ => {}
+                }
+                std::future::ready(())
+            })
             .connection_timeout(opts.timeout)
             .request_timeout(Some(opts.timeout))
             .reconnect_delay_callback(move |attempts| {
@@ -113,6 +140,7 @@ impl NatsLog {
             stop: Notify::new(),
             check_now: AtomicBool::new(false),
             commits: AtomicU64::new(0),
+            link,
         });
         tokio::spawn(follow::run(inner.clone()));
         Ok(Arc::new(NatsLog { inner }))
@@ -297,10 +325,17 @@ impl Inner {
         for ev in events {
             let bytes = herald_store::event_codec::encode(ev).map_err(AppendError::Unavailable)?;
             let subject = subject(&self.opts.stream, &ev.topics[0]);
+            let mut msg = PublishMessage::build().payload(Bytes::from(bytes));
+            if let EventId::Publisher(id) = &ev.id {
+                // JetStream's duplicate window: a retry of a publish whose
+                // acknowledgement was lost (its id reservation was released)
+                // gets the stored event's sequence instead of a second copy.
+                msg = msg.message_id(format!("{epoch:x}:{id}"));
+            }
             // Sent one after another on one connection: stored in this order.
             acks.push(
                 self.js
-                    .publish(subject, Bytes::from(bytes))
+                    .send_publish(subject, msg)
                     .await
                     .map_err(unavailable)?,
             );
@@ -507,6 +542,9 @@ impl Inner {
     fn health(&self) -> Result<(), String> {
         self.connected()
             .map_err(|e| format!("broker out of reach: {e}"))?;
+        if self.link.stale.load(Ordering::Acquire) {
+            return Err("broker out of reach: reconnected, checking the stream".into());
+        }
         self.progress.health()
     }
 

@@ -9,8 +9,11 @@
 //! delivered the events. History reads (`XRANGE`) go to Redis directly.
 
 mod follow;
+mod records;
 mod reply;
 mod scripts;
+
+pub use records::RedisRecords;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

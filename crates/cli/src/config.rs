@@ -237,6 +237,8 @@ settings! {
     broker_reconnect_min_ms: u64 = 100, "HERALD_BROKER_RECONNECT_MIN_MS";
     /// Longest delay between reconnection attempts, in ms.
     broker_reconnect_max_ms: u64 = 5_000, "HERALD_BROKER_RECONNECT_MAX_MS";
+    /// In a cluster: how long a node's claim on delivering a webhook subscription lasts without renewal, in ms (another node takes over within it when the node dies).
+    broker_webhook_lease_ms: u64 = 15_000, "HERALD_BROKER_WEBHOOK_LEASE_MS";
 }
 
 /// A setting that cannot work, with what to change.

@@ -15,6 +15,13 @@ fn nats_publish_on_any_node_reaches_every_node() {
 }
 
 #[test]
+fn nats_burst_reaches_every_node_promptly() {
+    if available(Kind::Nats) {
+        cluster::burst_reaches_every_node_promptly(Kind::Nats);
+    }
+}
+
+#[test]
 fn nats_node_killed_mid_stream_resumes_on_another_without_loss() {
     if available(Kind::Nats) {
         cluster::node_killed_mid_stream(Kind::Nats);
@@ -39,5 +46,12 @@ fn nats_restart_losing_data_changes_the_epoch() {
 fn nats_mixed_run_delivers_every_event_once_in_order() {
     if available(Kind::Nats) {
         cluster::mixed_run(Kind::Nats);
+    }
+}
+
+#[test]
+fn nats_sessions_on_another_or_dead_node_are_unknown_and_resume_by_position() {
+    if available(Kind::Nats) {
+        cluster::sessions::sessions_answer_cleanly_on_another_node(Kind::Nats);
     }
 }

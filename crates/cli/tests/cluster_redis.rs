@@ -15,6 +15,13 @@ fn redis_publish_on_any_node_reaches_every_node() {
 }
 
 #[test]
+fn redis_burst_reaches_every_node_promptly() {
+    if available(Kind::Redis) {
+        cluster::burst_reaches_every_node_promptly(Kind::Redis);
+    }
+}
+
+#[test]
 fn redis_node_killed_mid_stream_resumes_on_another_without_loss() {
     if available(Kind::Redis) {
         cluster::node_killed_mid_stream(Kind::Redis);
@@ -39,5 +46,12 @@ fn redis_restart_losing_data_changes_the_epoch() {
 fn redis_mixed_run_delivers_every_event_once_in_order() {
     if available(Kind::Redis) {
         cluster::mixed_run(Kind::Redis);
+    }
+}
+
+#[test]
+fn redis_sessions_on_another_or_dead_node_are_unknown_and_resume_by_position() {
+    if available(Kind::Redis) {
+        cluster::sessions::sessions_answer_cleanly_on_another_node(Kind::Redis);
     }
 }

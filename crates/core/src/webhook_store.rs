@@ -36,6 +36,35 @@ pub trait WebhookStore: Send + Sync + 'static {
 
     /// Applies `ops` atomically and durably, in order.
     fn apply(&self, ops: Vec<RecordOp>) -> BoxFuture<'_, Result<(), RecordError>>;
+
+    /// Whether several nodes share these records (a cluster's broker). Each
+    /// subscription's deliveries then run on one node at a time: the record
+    /// carries a lease, taken, renewed and released with [`WebhookStore::put_if`],
+    /// and only the lease holder writes the delivery state (a fenced write).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// The record `id` and its revision (a number that changes with every
+    /// write of it); `None` when there is none. Stores that are not
+    /// [`shared`](WebhookStore::shared) need not support it.
+    fn get(&self, id: u64) -> BoxFuture<'_, Result<Option<(u64, Bytes)>, RecordError>> {
+        let _ = id;
+        Box::pin(async { Err(RecordError("revisions are not kept by this store".into())) })
+    }
+
+    /// Writes `bytes` as record `id` only if it is still at revision `rev`
+    /// (compare-and-set); returns the new revision, or `None` when the record
+    /// changed or was removed since `rev` was read.
+    fn put_if(
+        &self,
+        id: u64,
+        rev: u64,
+        bytes: Bytes,
+    ) -> BoxFuture<'_, Result<Option<u64>, RecordError>> {
+        let _ = (id, rev, bytes);
+        Box::pin(async { Err(RecordError("revisions are not kept by this store".into())) })
+    }
 }
 
 /// Records kept in memory: lost at exit.

@@ -13,6 +13,9 @@
 //!   and what the answer means).
 //! - `guard.rs`: the outbound client and its SSRF guard (checked at connect).
 //! - `signature.rs`: `X-Hub-Signature` HMACs; `record.rs`: the durable record.
+//! - `cluster.rs`: in a cluster (the store is the broker's, shared), every
+//!   node knows every subscription and one node at a time delivers each, by a
+//!   lease kept in the record and written with compare-and-set.
 //!
 //! Data flow: a subscription is a durable [`Record`] in the
 //! [`WebhookStore`] (the same redb file as the history) holding a cursor, the
@@ -33,6 +36,7 @@
 //! in a row or `max_failing` of failing it is dropped (logged and counted).
 
 mod api;
+mod cluster;
 mod delivery;
 mod guard;
 mod record;
@@ -53,7 +57,7 @@ use tokio_util::task::TaskTracker;
 
 pub use api::handle as handle_api;
 pub use guard::{UrlError, check_url, forbidden};
-pub use record::{Format, Origin, Record};
+pub use record::{Format, Lease, Origin, Record};
 pub use signature::Algorithm;
 pub use websub::handle as handle_websub;
 
@@ -91,6 +95,10 @@ pub struct WebhookOptions {
     /// The hub's public URL for `Link: <…>; rel="hub"` (`None`: built from
     /// the request's scheme and `Host`, plus `/websub`).
     pub hub_url: Option<String>,
+    /// In a cluster: how long a node's claim on delivering a subscription
+    /// lasts without renewal (renewed every third of it). When the node dies,
+    /// another takes over within about this time.
+    pub cluster_lease: Duration,
 }
 
 impl Default for WebhookOptions {
@@ -110,6 +118,7 @@ impl Default for WebhookOptions {
             signature: Algorithm::Sha256,
             max_subscriptions: 10_000,
             hub_url: None,
+            cluster_lease: Duration::from_secs(15),
         }
     }
 }
@@ -149,6 +158,14 @@ pub(crate) struct Entry {
     dirty: AtomicBool,
     /// Set while a background write of this record runs ([`Webhooks::update_soon`]).
     flushing: AtomicBool,
+    /// In a cluster: the record's revision as this node last read or wrote it.
+    rev: AtomicU64,
+    /// In a cluster: whether this node holds the delivery lease.
+    holding: AtomicBool,
+    /// In a cluster: until when the lease is known held (the last stored renewal).
+    held_until_ms: AtomicU64,
+    /// In a cluster: wakes the lease keeper when a write found the lease lost.
+    lost: tokio::sync::Notify,
 }
 
 impl Entry {
@@ -249,6 +266,8 @@ pub struct Webhooks {
     /// Serializes WebSub activations, so two verifications of one (topic,
     /// callback) pair cannot both create it.
     pub(crate) activation: tokio::sync::Mutex<()>,
+    /// In a cluster (the store is shared): this node's lease holder number.
+    node: Option<u64>,
 }
 
 impl Webhooks {
@@ -270,7 +289,7 @@ impl Webhooks {
             failing: Arc::new(Semaphore::new(opts.failing_concurrency.max(1))),
             verifications: Arc::new(Semaphore::new(opts.concurrency.max(1))),
             opts,
-            store,
+            store: store.clone(),
             hub,
             client,
             entries: Mutex::new(HashMap::new()),
@@ -278,6 +297,7 @@ impl Webhooks {
             shutdown,
             tracker,
             activation: tokio::sync::Mutex::new(()),
+            node: store.shared().then(|| rand::random::<u64>() | 1),
         })
     }
 
@@ -301,6 +321,9 @@ impl Webhooks {
         }
         if count > 0 {
             tracing::info!(subscriptions = count, "webhook subscriptions resumed");
+        }
+        if self.node.is_some() {
+            self.tracker.spawn(cluster::sync_loop(self.clone()));
         }
     }
 
@@ -390,8 +413,20 @@ impl Webhooks {
             stop: CancellationToken::new(),
             dirty: AtomicBool::new(false),
             flushing: AtomicBool::new(false),
+            rev: AtomicU64::new(0),
+            holding: AtomicBool::new(false),
+            held_until_ms: AtomicU64::new(0),
+            lost: tokio::sync::Notify::new(),
         });
-        self.lock().insert(rec.id, entry.clone());
+        {
+            let mut map = self.lock();
+            // In a cluster a sync may have started it already: one worker per
+            // subscription per node.
+            if map.contains_key(&rec.id) {
+                return;
+            }
+            map.insert(rec.id, entry.clone());
+        }
         self.tracker.spawn(worker::run(self.clone(), entry));
     }
 
@@ -411,11 +446,41 @@ impl Webhooks {
         if entry.removed.load(Ordering::Acquire) {
             return Ok(rec);
         }
+        if let Some(node) = self.node {
+            // The delivery state: written only by the lease holder.
+            return cluster::write(self, entry, node, cluster::Claim::Keep).await;
+        }
         self.store
             .apply(vec![RecordOp::Put(rec.id, rec.encode())])
             .await
             .map_err(|e| e.to_string())?;
         Ok(rec)
+    }
+
+    /// Changes the subscription's terms (callback details, WebSub lease) with
+    /// `f` and stores them. Unlike [`Webhooks::update`], in a cluster any node
+    /// may do it: the terms are written over the stored delivery state.
+    pub(crate) async fn update_terms(
+        &self,
+        entry: &Entry,
+        f: impl FnOnce(&mut Record),
+    ) -> Result<Record, String> {
+        if self.node.is_none() {
+            return self.update(entry, f).await;
+        }
+        let _order = entry.io.lock().await;
+        f(&mut entry.record.lock().unwrap_or_else(|e| e.into_inner()));
+        cluster::write_terms(self, entry).await
+    }
+
+    /// In a cluster, learns the subscriptions other nodes created or removed
+    /// (also done every half `cluster_lease`); nothing on a single node.
+    pub(crate) async fn refresh(self: &Arc<Self>) {
+        if self.node.is_some()
+            && let Err(e) = cluster::sync(self).await
+        {
+            tracing::debug!(error = %e, "cannot list the shared webhook subscriptions");
+        }
     }
 
     /// Changes the record with `f` now and stores it in the background: at

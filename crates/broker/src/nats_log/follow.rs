@@ -4,11 +4,13 @@
 //! second it checks the stream: a missing or recreated stream, or one whose
 //! last sequence is below what this node delivered, starts a new epoch.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer;
+use async_nats::jetstream::{consumer, stream};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
@@ -17,6 +19,9 @@ use crate::progress::{Backoff, new_epoch};
 
 /// How often the stream is checked.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// A stream check in flight (see `follow`).
+type Check<'a> = Pin<Box<dyn Future<Output = Result<stream::Info, String>> + Send + 'a>>;
 
 /// Runs until the log is closed.
 pub(super) async fn run(inner: Arc<Inner>) {
@@ -46,7 +51,7 @@ async fn follow(inner: &Inner, backoff: &mut Backoff) -> Result<(), String> {
     // is recreated at once rather than when its heartbeats are missed.
     let stats = inner.client.statistics();
     let connects = stats.connects.load(Ordering::Relaxed);
-    let mut stream = inner
+    let stream = inner
         .js
         .get_stream(&inner.opts.stream)
         .await
@@ -66,7 +71,13 @@ async fn follow(inner: &Inner, backoff: &mut Backoff) -> Result<(), String> {
         .map_err(|e| format!("nats: cannot follow the stream: {e}"))?;
     inner.progress.mark_up();
     backoff.reset();
+    // The periodic stream check is a broker round trip that can take long
+    // when the JetStream API is busy (every history read creates and deletes
+    // a consumer): it runs beside the delivery loop, never inside it, so the
+    // last event of a burst is never held behind it.
     let mut next_check = Instant::now() + CHECK_EVERY;
+    let mut checking: Option<Check<'_>> = None;
+    let mut asked_at = 0;
     loop {
         tokio::select! {
             msg = messages.next() => match msg {
@@ -77,22 +88,33 @@ async fn follow(inner: &Inner, backoff: &mut Backoff) -> Result<(), String> {
                 Some(Err(e)) => return Err(format!("nats: following the stream: {e}")),
                 None => return Err("nats: the stream's consumer ended".into()),
             },
-            _ = tokio::time::sleep_until(next_check) => {
+            _ = tokio::time::sleep_until(next_check), if checking.is_none() => {
                 if inner.closed.load(Ordering::Acquire) {
                     return Ok(());
                 }
-                check_stream(inner).await?;
+                // Delivered before the question: the answer's last sequence
+                // covers it, unless the stream lost events. (Events delivered
+                // while the answer travels may be newer than it.)
+                asked_at = inner.progress.delivered();
+                checking = Some(Box::pin(ensure_stream(&inner.js, &inner.opts)));
+            }
+            info = async { checking.as_mut().expect("guarded").await }, if checking.is_some() => {
+                checking = None;
+                inner.check_now.store(false, Ordering::Release);
+                let info = info?;
+                inner.events.store(info.state.messages, Ordering::Relaxed);
+                compare(inner, info, asked_at).await?;
                 if inner.progress.epoch() != epoch
                     || stats.connects.load(Ordering::Relaxed) != connects
                 {
                     // Not an outage: follow again from the next undelivered sequence.
                     return Ok(());
                 }
-                if let Ok(info) = stream.info().await {
-                    inner.events.store(info.state.messages, Ordering::Relaxed);
-                }
                 next_check = Instant::now() + CHECK_EVERY;
             }
+            // Reconnected: check the stream (lost with a broker restarted
+            // without its data?) and follow it again now.
+            _ = inner.link.reconnected.notified() => return Ok(()),
             _ = inner.stop.notified() => return Ok(()),
         }
     }
@@ -126,10 +148,18 @@ fn deliver(inner: &Inner, epoch: u64, seq: u64, payload: &[u8]) {
 /// stream and moves to a new epoch when the history was lost.
 async fn check_stream(inner: &Inner) -> Result<(), String> {
     inner.check_now.store(false, Ordering::Release);
+    let delivered = inner.progress.delivered();
     let info = ensure_stream(&inner.js, &inner.opts).await?;
+    compare(inner, info, delivered).await
+}
+
+/// Acts on the stream's `info`, asked for when this node had delivered
+/// through `delivered`: a new epoch when the history was lost. Sends
+/// nothing to the broker unless the epoch changes (rare), so the delivery
+/// loop can await it between two messages.
+async fn compare(inner: &Inner, info: stream::Info, delivered: u64) -> Result<(), String> {
     let ours = inner.progress.epoch();
     let mut epoch = epoch_of(&info);
-    let delivered = inner.progress.delivered();
     if epoch == ours && info.state.last_sequence < delivered {
         tracing::warn!(
             last = info.state.last_sequence,
@@ -157,5 +187,6 @@ async fn check_stream(inner: &Inner) -> Result<(), String> {
         inner.fanout.close();
     }
     inner.progress.mark_up();
+    inner.link.stale.store(false, Ordering::Release);
     Ok(())
 }

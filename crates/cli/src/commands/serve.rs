@@ -67,30 +67,31 @@ fn init_tracing(json: bool) {
 async fn serve(config: Config) -> ExitCode {
     let fanout = Arc::new(Fanout::new(config.ring_capacity));
     // Webhook subscriptions live in the history file, beside the events; in a
-    // cluster, in this node's memory (docs/OPERATIONS.md, cluster).
-    let (log, webhook_store): (Arc<dyn Log>, Arc<dyn herald_core::WebhookStore>) = match &config
-        .broker
-    {
-        None => match RedbLog::open(&config.data_dir, config.store.clone(), fanout.clone()) {
-            Ok(log) => (log.clone(), log),
-            Err(e) => {
-                eprintln!("herald: cannot open the store: {e}");
-                return ExitCode::from(EX_IOERR);
-            }
-        },
-        Some(broker) => match herald_broker::open(broker.clone(), fanout.clone()).await {
-            Ok(log) => {
-                tracing::warn!(
-                    "cluster mode: webhook subscriptions are kept in this node's memory (not shared with other nodes, lost at restart)"
-                );
-                (log, Arc::new(herald_core::MemoryWebhookStore::default()))
-            }
-            Err(e) => {
-                eprintln!("herald: cannot open the shared log: {e}");
-                return ExitCode::from(EX_UNAVAILABLE);
-            }
-        },
-    };
+    // cluster, in the broker, shared by every node (docs/OPERATIONS.md).
+    let (log, webhook_store): (Arc<dyn Log>, Arc<dyn herald_core::WebhookStore>) =
+        match &config.broker {
+            None => match RedbLog::open(&config.data_dir, config.store.clone(), fanout.clone()) {
+                Ok(log) => (log.clone(), log),
+                Err(e) => {
+                    eprintln!("herald: cannot open the store: {e}");
+                    return ExitCode::from(EX_IOERR);
+                }
+            },
+            Some(broker) => match herald_broker::open(broker.clone(), fanout.clone()).await {
+                Ok(log) => match herald_broker::open_webhook_store(broker).await {
+                    Ok(store) => (log, store),
+                    Err(e) => {
+                        eprintln!("herald: cannot open the shared webhook subscriptions: {e}");
+                        log.close().await;
+                        return ExitCode::from(EX_UNAVAILABLE);
+                    }
+                },
+                Err(e) => {
+                    eprintln!("herald: cannot open the shared log: {e}");
+                    return ExitCode::from(EX_UNAVAILABLE);
+                }
+            },
+        };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {

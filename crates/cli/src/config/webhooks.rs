@@ -33,6 +33,12 @@ pub(super) fn validate(s: &Settings) -> Result<WebhookOptions, BadConfig> {
             s.webhook_lease_min_secs, s.webhook_lease_default_secs, s.webhook_lease_max_secs
         )));
     }
+    if s.broker_webhook_lease_ms < 300 {
+        return Err(BadConfig(format!(
+            "broker_webhook_lease_ms ({}) must be at least 300 (it is renewed every third of it)",
+            s.broker_webhook_lease_ms
+        )));
+    }
     if s.webhook_backoff_max_ms < s.webhook_backoff_base_ms {
         return Err(BadConfig(format!(
             "webhook_backoff_max_ms ({}) must be at least webhook_backoff_base_ms ({})",
@@ -71,5 +77,6 @@ pub(super) fn validate(s: &Settings) -> Result<WebhookOptions, BadConfig> {
         signature,
         max_subscriptions: s.webhook_max_subscriptions,
         hub_url,
+        cluster_lease: Duration::from_millis(s.broker_webhook_lease_ms),
     })
 }

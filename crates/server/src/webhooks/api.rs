@@ -83,6 +83,8 @@ pub async fn handle(
     if access.from_cookie() && req.method() != Method::GET {
         crate::cors::check_cookie_origin(&shared.opts, req.headers())?;
     }
+    // In a cluster, see subscriptions made through other nodes.
+    shared.webhooks.refresh().await;
     let path = req.uri().path().to_string();
     let id = path.strip_prefix("/webhooks").unwrap_or_default();
     let id = id.strip_prefix('/').filter(|s| !s.is_empty());
@@ -236,6 +238,7 @@ async fn create(
         next_attempt_ms: 0,
         continuity_broken: false,
         created_ms: now,
+        lease: None,
     };
     let answer = rec.to_json();
     w.create(rec)

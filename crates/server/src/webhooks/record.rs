@@ -71,6 +71,21 @@ pub struct Record {
     pub continuity_broken: bool,
     /// When it was created.
     pub created_ms: u64,
+    /// In a cluster: which node delivers it, until when (see `cluster.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// A node's claim on delivering a subscription in a cluster. Only the holder
+/// delivers and writes the delivery state (cursor, failures); it renews the
+/// claim before `until_ms`, and another node takes it once that has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The holding node (a random number each node process picks at start).
+    pub holder: u64,
+    /// When the claim ends unless renewed (ms since the Unix epoch, the
+    /// holder's clock: nodes' clocks must agree to well within the lease).
+    pub until_ms: u64,
 }
 
 impl Record {
@@ -136,6 +151,10 @@ mod tests {
             next_attempt_ms: 3,
             continuity_broken: true,
             created_ms: 0,
+            lease: Some(Lease {
+                holder: 7,
+                until_ms: 8,
+            }),
         };
         assert_eq!(Record::decode(&r.encode()).unwrap(), r);
         assert_eq!(Record::parse_id(&r.public_id()), Some(0xab));

@@ -219,6 +219,8 @@ fn subscribe(
                 match intent {
                     Intent::Subscribe(lease) => activate(&w, pending, lease).await,
                     Intent::Unsubscribe => {
+                        // In a cluster it may have been made through another node.
+                        w.refresh().await;
                         if let Some(entry) = w.find_websub(&pending.topic, &pending.callback) {
                             w.remove(&entry, Removal::Unsubscribed).await;
                         }
@@ -246,10 +248,11 @@ struct Pending {
 /// Creates or renews the (topic, callback) subscription after verification.
 async fn activate(w: &Arc<Webhooks>, p: Pending, lease_secs: u64) {
     let _one_at_a_time = w.activation.lock().await;
+    w.refresh().await;
     let expires_ms = crate::now_ms() + lease_secs * 1000;
     if let Some(entry) = w.find_websub(&p.topic, &p.callback) {
         let result = w
-            .update(&entry, |r| {
+            .update_terms(&entry, |r| {
                 r.expires_ms = expires_ms;
                 r.secret = p.secret;
                 r.hub_url = p.hub_url;
@@ -286,6 +289,7 @@ async fn activate(w: &Arc<Webhooks>, p: Pending, lease_secs: u64) {
         next_attempt_ms: 0,
         continuity_broken: false,
         created_ms: now,
+        lease: None,
     };
     if let Err(e) = w.create(rec).await {
         tracing::warn!(error = %e, "WebSub subscription verified but not created");

@@ -17,18 +17,52 @@ use herald_core::{
 };
 
 use super::delivery::{self, Outcome};
-use super::{Entry, Removal, Webhooks};
+use super::{Entry, Removal, Webhooks, cluster};
 use crate::now_ms;
 
 /// Pause before re-opening after the store could not be read.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
-/// Runs until the subscription is removed or the hub shuts down.
+/// Runs until the subscription is removed or the hub shuts down. In a
+/// cluster it delivers only while this node holds the subscription's lease
+/// (`cluster.rs`), and waits to take it over otherwise.
 pub(crate) async fn run(w: Arc<Webhooks>, entry: Arc<Entry>) {
-    tokio::select! {
-        _ = w.shutdown.cancelled() => {}
-        _ = entry.stop.cancelled() => {}
-        _ = serve(&w, &entry) => {}
+    let Some(node) = w.node else {
+        tokio::select! {
+            _ = w.shutdown.cancelled() => {}
+            _ = entry.stop.cancelled() => {}
+            _ = serve(&w, &entry) => {}
+        }
+        return;
+    };
+    loop {
+        let held = tokio::select! {
+            _ = w.shutdown.cancelled() => return,
+            _ = entry.stop.cancelled() => return,
+            held = cluster::acquire(&w, &entry, node) => held,
+        };
+        if !held {
+            return;
+        }
+        let id = entry.snapshot().public_id();
+        tracing::info!(id, "this node delivers the webhook subscription");
+        tokio::select! {
+            _ = w.shutdown.cancelled() => {
+                cluster::release(&w, &entry, node).await;
+                return;
+            }
+            _ = entry.stop.cancelled() => return,
+            _ = serve(&w, &entry) => return,
+            _ = cluster::keep(&w, &entry) => {}
+        }
+        entry.holding.store(false, Ordering::Release);
+        if entry.removed.load(Ordering::Acquire) {
+            return;
+        }
+        tracing::warn!(
+            id,
+            "this node no longer delivers the webhook subscription (lease lost)"
+        );
     }
 }
 
