@@ -88,8 +88,15 @@ async fn websocket_session_size() {
     let stream = TcpStream::connect(addr).await.unwrap();
     let ws = tokio_websockets::ServerBuilder::new().serve(stream);
     println!("websocket stream: {} bytes", std::mem::size_of_val(&ws));
+    drop(ws);
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let conn = crate::transports::ws::conn::Conn::new(
+        crate::prefixed::Prefixed::new(bytes::Bytes::new(), stream),
+        tokio_websockets::Limits::default(),
+    );
+    println!("idle connection: {} bytes", std::mem::size_of_val(&conn));
     let session = crate::transports::ws::session::Session::new(
-        ws,
+        conn,
         server.shared().clone(),
         crate::auth::Access::Everything,
         None,

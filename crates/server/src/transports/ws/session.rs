@@ -10,9 +10,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_websockets::{CloseCode, Message, Payload, WebSocketStream};
+use futures_util::SinkExt;
+use tokio_websockets::{CloseCode, Message, Payload};
 
 use herald_core::Subscription;
 
@@ -24,12 +23,14 @@ use crate::transports::stream::End;
 use crate::transports::subscriptions::{Out, SetEnd, SubscriptionSet};
 use crate::transports::write::MAX_COALESCE;
 
+use super::conn::{Conn, Socket};
+
 /// How long a closing session waits for the peer's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// An open WebSocket and what it is subscribed to.
 pub struct Session<S> {
-    ws: WebSocketStream<S>,
+    conn: Conn<S>,
     shared: Arc<Shared>,
     set: SubscriptionSet,
     /// Whether any frame arrived since the last ping.
@@ -50,11 +51,11 @@ enum Ending {
     Close(CloseCode, &'static str),
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl<S: Socket> Session<S> {
     /// A session on an upgraded socket, with the subscription of the
     /// connection's query (if it named topics).
     pub fn new(
-        ws: WebSocketStream<S>,
+        conn: Conn<S>,
         shared: Arc<Shared>,
         access: Access,
         peer: Option<IpAddr>,
@@ -65,7 +66,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         opening.peer = peer.map(|ip| std::net::SocketAddr::new(ip, 0));
         let _open = shared.stream_guard(Transport::Ws, opening);
         Session {
-            ws,
+            conn,
             shared,
             set: SubscriptionSet::new(access, peer, initial),
             heard: true,
@@ -136,7 +137,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                     self.tick().await
                 }
-                frame = self.ws.next() => self.received(frame).await,
+                frame = self.conn.next() => self.received(frame).await,
                 out = self.set.next(&self.shared, MAX_COALESCE) => match out {
                     Ok(out) => {
                         let n = out.iter().filter(|o| matches!(o, Out::Event(_))).count();
@@ -156,6 +157,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if let Err(e) = step {
                 return e;
             }
+            // Between messages the socket alone is kept (`conn.rs`).
+            self.conn.settle().await;
         }
     }
 
@@ -182,7 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 // Protocol errors and oversized messages already queued their
                 // close frame (1002, 1007, 1009); push it out and stop.
                 tracing::debug!(error = %e, "websocket read failed");
-                let _ = tokio::time::timeout(CLOSE_GRACE, self.ws.flush()).await;
+                let _ = tokio::time::timeout(CLOSE_GRACE, self.conn.ws().flush()).await;
                 return Err(Ending::Gone);
             }
             Some(Ok(msg)) => msg,
@@ -223,7 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if messages.is_empty() {
             return Ok(());
         }
-        let ws = &mut self.ws;
+        let ws = self.conn.ws();
         let write = async move {
             for m in messages {
                 ws.feed(m).await?;
@@ -239,10 +242,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Sends a close frame and waits (briefly) for the peer's.
     async fn close(&mut self, code: CloseCode, reason: &'static str) {
-        let ws = &mut self.ws;
+        let conn = &mut self.conn;
         let _ = tokio::time::timeout(CLOSE_GRACE, async move {
-            ws.send(Message::close(Some(code), reason)).await?;
-            while let Some(Ok(_)) = ws.next().await {}
+            conn.ws().send(Message::close(Some(code), reason)).await?;
+            while let Some(Ok(_)) = conn.next().await {}
             Ok::<(), tokio_websockets::Error>(())
         })
         .await;
@@ -290,30 +293,29 @@ fn close_reason(code: CloseCode) -> &'static str {
 
 /// The echo session of `GET /ws/echo`: every text and binary message goes
 /// back unchanged; the library answers pings and closes.
-pub async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
-    mut ws: WebSocketStream<S>,
-    shared: Arc<Shared>,
-) {
+pub async fn echo<S: Socket>(mut conn: Conn<S>, shared: Arc<Shared>) {
     loop {
         let msg = tokio::select! {
             _ = shared.shutdown.cancelled() => {
-                let _ = ws.send(Message::close(Some(CloseCode::GOING_AWAY), "shutting down")).await;
+                let bye = Message::close(Some(CloseCode::GOING_AWAY), "shutting down");
+                let _ = conn.ws().send(bye).await;
                 return;
             }
-            m = ws.next() => m,
+            m = conn.next() => m,
         };
         match msg {
             Some(Ok(m)) if m.is_text() || m.is_binary() => {
-                if ws.send(m).await.is_err() {
+                if conn.ws().send(m).await.is_err() {
                     return;
                 }
             }
             Some(Ok(_)) => {}
             Some(Err(_)) => {
-                let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;
+                let _ = tokio::time::timeout(CLOSE_GRACE, conn.ws().flush()).await;
                 return;
             }
             None => return,
         }
+        conn.settle().await;
     }
 }
