@@ -78,7 +78,7 @@ impl<S: Socket> Session<S> {
     /// Runs until the peer leaves, the hub shuts down or something fails.
     pub async fn run(mut self) {
         let ending = match self.set.initial_reset() {
-            Some(text) => match self.send(vec![Message::text(text)]).await {
+            Some(text) => match Box::pin(self.send(vec![Message::text(text)])).await {
                 Ok(()) => self.serve().await,
                 Err(e) => e,
             },
@@ -91,7 +91,7 @@ impl<S: Socket> Session<S> {
                 End::Stalled.reason()
             }
             Ending::Close(code, reason) => {
-                self.close(code, reason).await;
+                Box::pin(self.close(code, reason)).await;
                 if reason == KICKED {
                     End::Kicked.reason()
                 } else {
@@ -108,21 +108,19 @@ impl<S: Socket> Session<S> {
         if self.shared.shutdown.is_cancelled() {
             return self.shutting_down();
         }
-        let deadline = self.set.deadline();
-        let expiry = async move {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(expiry);
+        // Boxed, and only with a token that expires: an idle session's
+        // future holds what waits, not what handles (see `handle`).
+        let mut expiry = self
+            .set
+            .deadline()
+            .map(|at| Box::pin(tokio::time::sleep_until(at)));
         loop {
-            let step = tokio::select! {
+            let wake = tokio::select! {
                 biased;
-                () = &mut expiry => Err(Ending::Close(
+                () = expired(&mut expiry) => return Ending::Close(
                     CloseCode::POLICY_VIOLATION,
                     "token expired; reconnect with a new token and resume",
-                )),
+                ),
                 r = ticks.changed() => {
                     let tick = *ticks.borrow_and_update();
                     if r.is_err() || tick == ticker::SHUTDOWN {
@@ -135,30 +133,40 @@ impl<S: Socket> Session<S> {
                     if !ticker::is_heartbeat(tick) {
                         continue;
                     }
-                    self.tick().await
+                    Wake::Heartbeat
                 }
-                frame = self.conn.next() => self.received(frame).await,
+                frame = self.conn.next() => Wake::Frame(frame),
                 out = self.set.next(&self.shared, MAX_COALESCE) => match out {
-                    Ok(out) => {
-                        let n = out.iter().filter(|o| matches!(o, Out::Event(_))).count();
-                        self.open.delivered(n);
-                        self.send(out.into_iter().map(message).collect()).await
-                    }
-                    Err(SetEnd::Shutdown) => Err(self.shutting_down()),
+                    Ok(out) => Wake::Events(out),
+                    Err(SetEnd::Shutdown) => return self.shutting_down(),
                     Err(SetEnd::Store(m)) => {
                         tracing::warn!(error = %m, "websocket subscription failed");
-                        Err(Ending::Close(
+                        return Ending::Close(
                             CloseCode::INTERNAL_SERVER_ERROR,
                             "history store unavailable; reconnect and resume",
-                        ))
+                        );
                     }
                 },
             };
-            if let Err(e) = step {
+            if let Err(e) = Box::pin(self.handle(wake)).await {
                 return e;
             }
             // Between messages the socket alone is kept (`conn.rs`).
             self.conn.settle().await;
+        }
+    }
+
+    /// Does what woke the session (boxed by the caller, so the writes and the
+    /// operations it may wait on do not size every idle session).
+    async fn handle(&mut self, wake: Wake) -> Result<(), Ending> {
+        match wake {
+            Wake::Heartbeat => self.tick().await,
+            Wake::Frame(frame) => self.received(frame).await,
+            Wake::Events(out) => {
+                let n = out.iter().filter(|o| matches!(o, Out::Event(_))).count();
+                self.open.delivered(n);
+                self.send(out.into_iter().map(message).collect()).await
+            }
         }
     }
 
@@ -249,6 +257,24 @@ impl<S: Socket> Session<S> {
             Ok::<(), tokio_websockets::Error>(())
         })
         .await;
+    }
+}
+
+/// What woke an idle session.
+enum Wake {
+    /// The shared clock's heartbeat: ping, or drop a silent peer.
+    Heartbeat,
+    /// A message from the peer, its error, or the end of the socket.
+    Frame(Option<Result<Message, tokio_websockets::Error>>),
+    /// Events (and control texts) to deliver.
+    Events(Vec<Out>),
+}
+
+/// Waits for a token's expiry, or forever without one.
+async fn expired(expiry: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match expiry {
+        Some(at) => at.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 
