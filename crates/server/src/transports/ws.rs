@@ -95,7 +95,11 @@ pub(crate) async fn check(
     let accept = accept_key(headers)?;
     let initial = match selector {
         Some(selector) => {
-            let mut sub = shared.hub.subscribe(&selector, resume).await.map_err(Rejection::from)?;
+            let mut sub = shared
+                .hub
+                .subscribe(&selector, resume)
+                .await
+                .map_err(Rejection::from)?;
             if let Some(filter) = access.private_filter() {
                 sub.set_private_filter(filter);
             }
@@ -182,7 +186,9 @@ pub async fn serve_lean(
     let mut head = String::with_capacity(256);
     let hs = match checked {
         Ok(hs) => {
-            head.push_str("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+            head.push_str(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+            );
             head.push_str(&format!("Sec-WebSocket-Accept: {}\r\n", hs.accept));
             Some(hs)
         }
@@ -205,7 +211,13 @@ pub async fn serve_lean(
             if rej.status == StatusCode::UPGRADE_REQUIRED {
                 head.push_str("Sec-WebSocket-Version: 13\r\n");
             }
-            span.in_scope(|| tracing::debug!(status = rej.status.as_u16(), error = rej.message, "websocket handshake refused"));
+            span.in_scope(|| {
+                tracing::debug!(
+                    status = rej.status.as_u16(),
+                    error = rej.message,
+                    "websocket handshake refused"
+                )
+            });
             let mut out = finish_head(head, &verdict, &id).into_bytes();
             out.extend_from_slice(&body);
             let _ = tokio::time::timeout(shared.opts.write_timeout, async {
@@ -217,7 +229,8 @@ pub async fn serve_lean(
         }
     };
     let head = finish_head(head, &verdict, &id);
-    let written = tokio::time::timeout(shared.opts.write_timeout, stream.write_all(head.as_bytes())).await;
+    let written =
+        tokio::time::timeout(shared.opts.write_timeout, stream.write_all(head.as_bytes())).await;
     let (Some(hs), Ok(Ok(()))) = (hs, written) else {
         return;
     };
@@ -232,14 +245,14 @@ pub async fn serve_lean(
         });
         return;
     }
-    let session = session::Session::new(io, shared, hs.access, peer, hs.initial);
-    tracker.spawn(
-        async move {
-            session.run().await;
-            drop(slot);
-        }
-        .instrument(span),
-    );
+    let session = span
+        .in_scope(|| session::Session::new(io, shared, hs.access, peer, hs.initial))
+        .with_request_id(&id);
+    drop(span);
+    tracker.spawn(async move {
+        session.run().await;
+        drop(slot);
+    });
 }
 
 /// Ends a raw response head: CORS headers, the request id, the blank line.

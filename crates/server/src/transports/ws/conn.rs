@@ -100,7 +100,9 @@ impl<S> Gate<S> {
     fn observe(&mut self, mut bytes: &[u8]) {
         while let Some((&first, rest)) = bytes.split_first() {
             if self.left > 0 {
-                let n = bytes.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                let n = bytes
+                    .len()
+                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
                 self.left -= n as u64;
                 bytes = &bytes[n..];
                 if self.left == 0 {
@@ -348,6 +350,79 @@ mod tests {
             let in_header = gate(&bytes[..bytes.len() - 70_000 - 5], step);
             assert_eq!((in_header.pending, in_header.have), (3, 9), "step {step}");
         }
+    }
+
+    async fn next(conn: &mut Conn<TcpStream>) -> Message {
+        let fut = conn.next();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), fut).await;
+        got.expect("a message within 5 s")
+            .expect("not the end")
+            .expect("valid")
+    }
+
+    async fn read(client: &mut TcpStream, buf: &mut [u8]) {
+        use tokio::io::AsyncReadExt;
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), client.read_exact(buf));
+        got.await.expect("bytes within 5 s").expect("read");
+    }
+
+    /// A real socket: the stream is held while a message is in flight or a
+    /// pong is owed, and dropped once everything read was handed out.
+    #[tokio::test]
+    async fn the_buffer_is_held_only_between_frames() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut conn = Conn::new(server, Limits::default());
+        assert!(!conn.is_open());
+        let mut burst = frame(true, 1, 5);
+        burst.extend(frame(true, 9, 0));
+        burst.extend(frame(false, 2, 3));
+        client.write_all(&burst).await.unwrap();
+        assert_eq!(next(&mut conn).await.as_text(), Some("yz{|y"));
+        conn.settle().await;
+        assert!(conn.is_open(), "a ping is still in the buffer");
+        assert!(next(&mut conn).await.is_ping());
+        conn.settle().await;
+        assert!(conn.is_open(), "half a fragmented message is buffered");
+        client.write_all(&frame(true, 0, 2)).await.unwrap();
+        // Reading on flushes the pong the library queued.
+        let whole = next(&mut conn).await;
+        let mut pong = [0u8; 2];
+        read(&mut client, &mut pong).await;
+        assert_eq!(pong, [0x8a, 0]);
+        assert!(whole.is_binary());
+        assert_eq!(whole.as_payload().len(), 5);
+        conn.settle().await;
+        assert!(!conn.is_open(), "nothing is left: the buffer goes");
+        // A frame that arrives in two parts is read across the gap.
+        let split = frame(true, 1, 200);
+        client.write_all(&split[..3]).await.unwrap();
+        let rest = split[3..].to_vec();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            client.write_all(&rest).await.unwrap();
+            client
+        });
+        assert_eq!(next(&mut conn).await.as_payload().len(), 200);
+        let mut client = writer.await.unwrap();
+        conn.settle().await;
+        assert!(!conn.is_open());
+        // Sending from an idle connection opens it for as long as the write.
+        conn.ws().send(Message::text("hi")).await.unwrap();
+        conn.settle().await;
+        assert!(!conn.is_open());
+        let mut hi = [0u8; 4];
+        read(&mut client, &mut hi).await;
+        assert_eq!(&hi, b"\x81\x02hi");
+        // The peer's close keeps the stream to the end.
+        client.write_all(&frame(true, 8, 0)).await.unwrap();
+        assert!(next(&mut conn).await.is_close());
+        conn.settle().await;
+        assert!(conn.is_open());
     }
 
     #[test]
