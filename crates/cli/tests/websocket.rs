@@ -339,14 +339,21 @@ async fn the_lean_path_keeps_early_frames_and_request_ids() {
             got.extend_from_slice(&buf[..n]);
         }
     };
-    tokio::time::timeout(WAIT, read).await.expect("the early ping answered");
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("the early ping answered");
     let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 101"), "{text}");
-    assert!(text.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{text}");
+    assert!(
+        text.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{text}"
+    );
     assert!(text.contains("x-request-id: lean-1"), "{text}");
     // Idle now (the read buffer released): operations are still answered.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    s.write_all(&client_frame(r#"{"op":"ping","ref":2}"#)).await.unwrap();
+    s.write_all(&client_frame(r#"{"op":"ping","ref":2}"#))
+        .await
+        .unwrap();
     let want = br#"{"op":"pong","ref":2}"#;
     let mut answer = [0u8; 2 + 21];
     tokio::time::timeout(WAIT, s.read_exact(&mut answer))
@@ -372,5 +379,8 @@ async fn the_lean_path_keeps_early_frames_and_request_ids() {
     let refused = String::from_utf8_lossy(&refused).to_ascii_lowercase();
     assert!(refused.starts_with("http/1.1 426"), "{refused}");
     assert!(refused.contains("x-request-id: lean-2"), "{refused}");
-    assert!(refused.contains("unsupported_websocket_version"), "{refused}");
+    assert!(
+        refused.contains("unsupported_websocket_version"),
+        "{refused}"
+    );
 }
