@@ -322,7 +322,7 @@ async fn the_lean_path_keeps_early_frames_and_request_ids() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let hub = Hub::start(&[]);
     let mut s = TcpStream::connect(hub.addr).await.unwrap();
-    let mut out = format!(
+    let mut out = String::from(
         "GET /ws?topic=early HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Request-Id: lean-1\r\n\r\n"
     )
