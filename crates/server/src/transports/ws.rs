@@ -1,9 +1,10 @@
 //! WebSocket at `GET /ws` (RFC 6455) on tokio-websockets.
 //!
-//! - [`upgrade`] (`accept`): checks the opening handshake, validates the
-//!   optional `topic=` / `last_event_id=` subscription before switching
-//!   protocols (a bad one is an ordinary 4xx), answers 101 and hands the
-//!   upgraded socket to a [`session::Session`] task;
+//! - [`check`]: checks the opening handshake and validates the optional
+//!   `topic=` / `last_event_id=` subscription before switching protocols (a
+//!   bad one is an ordinary 4xx); [`serve_lean`] and [`upgrade`] answer 101
+//!   and hand the socket to a [`session::Session`] task;
+//! - [`conn`]: the socket between messages, without tokio-websockets' buffer;
 //! - [`session`]: one task per socket reading operations and delivering the
 //!   events of its subscriptions (`subscribe`, `deliver`, `close`);
 //! - [`crate::transports::ops`] and [`crate::transports::subscriptions`]: the
