@@ -1,6 +1,6 @@
 //! WebSocket at `GET /ws` (RFC 6455) on tokio-websockets.
 //!
-//! - [`check`]: checks the opening handshake and validates the optional
+//! - `check`: checks the opening handshake and validates the optional
 //!   `topic=` / `last_event_id=` subscription before switching protocols (a
 //!   bad one is an ordinary 4xx); [`serve_lean`] and [`upgrade`] answer 101
 //!   and hand the socket to a [`session::Session`] task;
