@@ -67,7 +67,18 @@ fuzz_target!(|input: Input| {
             assert_eq!(req.last_event_id, want_id);
             for (name, _) in req.headers.iter() {
                 assert!(
-                    ["authorization", "cookie", "origin", "host"].contains(&name.as_str()),
+                    [
+                        "authorization",
+                        "cookie",
+                        "origin",
+                        "host",
+                        "upgrade",
+                        "connection",
+                        "sec-websocket-version",
+                        "sec-websocket-key",
+                        "x-request-id",
+                    ]
+                    .contains(&name.as_str()),
                     "kept {name}"
                 );
             }

@@ -303,3 +303,84 @@ async fn shutdown_closes_with_1001_and_the_hub_exits_cleanly() {
     let (_hub, status) = status.await.unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// A masked client text frame.
+fn client_frame(text: &str) -> Vec<u8> {
+    let mask = [7u8, 1, 8, 2];
+    let mut f = vec![0x81, 0x80 | u8::try_from(text.len()).unwrap()];
+    f.extend_from_slice(&mask);
+    f.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// The lean path (a plain connection whose first request is the upgrade):
+/// frames sent in the same write as the handshake are read, the 101 and the
+/// refusals carry the request id, and an idle socket answers operations and
+/// pings after it let its read buffer go.
+#[tokio::test]
+async fn the_lean_path_keeps_early_frames_and_request_ids() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = Hub::start(&[]);
+    let mut s = TcpStream::connect(hub.addr).await.unwrap();
+    let mut out = String::from(
+        "GET /ws?topic=early HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Request-Id: lean-1\r\n\r\n"
+    )
+    .into_bytes();
+    out.extend(client_frame(r#"{"op":"ping","ref":"early"}"#));
+    s.write_all(&out).await.unwrap();
+    let mut got = Vec::new();
+    let want = br#"{"op":"pong","ref":"early"}"#;
+    let read = async {
+        while !got.windows(want.len()).any(|w| w == want) {
+            let mut buf = [0u8; 1024];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("the early ping answered");
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 101"), "{text}");
+    assert!(
+        text.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{text}"
+    );
+    assert!(text.contains("x-request-id: lean-1"), "{text}");
+    // Idle now (the read buffer released): operations are still answered.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(&client_frame(r#"{"op":"ping","ref":2}"#))
+        .await
+        .unwrap();
+    let want = br#"{"op":"pong","ref":2}"#;
+    let mut answer = [0u8; 2 + 21];
+    tokio::time::timeout(WAIT, s.read_exact(&mut answer))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    assert_eq!(answer[..2], [0x81, 21]);
+    assert_eq!(&answer[2..], want);
+
+    let refused = raw_request(
+        hub.addr,
+        "GET",
+        "/ws",
+        &[
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "8"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("X-Request-Id", "lean-2"),
+        ],
+        b"",
+    );
+    let refused = String::from_utf8_lossy(&refused).to_ascii_lowercase();
+    assert!(refused.starts_with("http/1.1 426"), "{refused}");
+    assert!(refused.contains("x-request-id: lean-2"), "{refused}");
+    assert!(
+        refused.contains("unsupported_websocket_version"),
+        "{refused}"
+    );
+}

@@ -23,17 +23,25 @@ pub struct StreamRequest {
     /// The `Last-Event-ID` header, if any (UTF-8 only).
     pub last_event_id: Option<String>,
     /// The headers authorization needs (`Authorization`, `Cookie`,
-    /// `Origin`, and `Host`: same-origin checks and Mercure's hub URL); the
-    /// others are dropped.
+    /// `Origin`, and `Host`: same-origin checks and Mercure's hub URL), a
+    /// WebSocket handshake's, and `X-Request-Id`; the others are dropped.
     pub headers: hyper::HeaderMap,
+    /// Bytes that followed the head in the same read (a WebSocket client
+    /// that did not wait for the 101); filled by [`read`].
+    pub early: Bytes,
 }
 
 /// The headers the lean path keeps.
-const KEPT_HEADERS: [hyper::header::HeaderName; 4] = [
+const KEPT_HEADERS: [hyper::header::HeaderName; 9] = [
     hyper::header::AUTHORIZATION,
     hyper::header::COOKIE,
     hyper::header::ORIGIN,
     hyper::header::HOST,
+    hyper::header::UPGRADE,
+    hyper::header::CONNECTION,
+    hyper::header::SEC_WEBSOCKET_VERSION,
+    hyper::header::SEC_WEBSOCKET_KEY,
+    hyper::header::HeaderName::from_static(crate::operations::request_id::HEADER),
 ];
 
 /// Where a connection goes after its first request head.
@@ -85,7 +93,13 @@ pub async fn read(
                 return Err(HeadError::Closed);
             }
             if let Some(route) = parse(&buf, &is_stream)? {
-                return Ok(route);
+                return Ok(route.map(|route| match route {
+                    Route::Stream(mut req) => {
+                        req.early = Bytes::copy_from_slice(&buf[head_len(&buf)..]);
+                        Route::Stream(req)
+                    }
+                    other => other,
+                }));
             }
         }
     };
@@ -94,6 +108,16 @@ pub async fn read(
         Ok(Ok(None)) => Ok(Route::Hyper(Bytes::from(buf))),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(HeadError::Timeout(timeout)),
+    }
+}
+
+/// The length of the complete head at the start of `buf` (after `parse`
+/// found one).
+fn head_len(buf: &[u8]) -> usize {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::Request::new(&mut headers).parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => buf.len(),
     }
 }
 
@@ -138,6 +162,7 @@ pub fn parse(
                 query,
                 last_event_id,
                 headers: kept,
+                early: Bytes::new(),
             }))))
         }
         // Too many headers or a bad byte: hyper answers those with a proper 4xx.

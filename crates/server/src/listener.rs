@@ -276,6 +276,12 @@ fn is_stream_route(method: &str, path: &str) -> bool {
     method == "GET" && matches!(path, "/sse" | "/stream")
 }
 
+/// WebSocket upgrades as a connection's first request take the lean path too
+/// (`transports/ws.rs`: `serve_lean`).
+fn is_websocket_route(opts: &ServerOptions, method: &str, path: &str) -> bool {
+    method == "GET" && (path == "/ws" || (path == "/ws/echo" && opts.ws_echo))
+}
+
 /// Mercure subscriptions are long-lived SSE streams too: same lean path.
 fn is_mercure_stream(opts: &ServerOptions, method: &str, path: &str) -> bool {
     opts.mercure.enabled && method == "GET" && path == crate::protocols::mercure::HUB_PATH
@@ -308,7 +314,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, sh
     let route = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
         r = head::read(&mut stream, opts.max_header_bytes, opts.header_timeout, |m, p| {
-            is_stream_route(m, p) || is_mercure_stream(opts, m, p)
+            is_stream_route(m, p) || is_mercure_stream(opts, m, p) || is_websocket_route(opts, m, p)
         }) => r,
     };
     let rejection = match route {
@@ -317,6 +323,10 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, sh
         Ok(Route::Stream(req)) if req.path == crate::protocols::mercure::HUB_PATH => {
             let serve = crate::protocols::mercure::subscribe::serve_lean(stream, req, slot, shared);
             return Box::pin(serve).await;
+        }
+        // Boxed: the handshake's checks must not size every connection's future.
+        Ok(Route::Stream(req)) if req.path.starts_with("/ws") => {
+            return Box::pin(crate::transports::ws::serve_lean(stream, req, slot, shared)).await;
         }
         Ok(Route::Stream(req)) => return serve_lean(stream, req, slot, shared).await,
         // Boxed: hyper's connection state is large and must not size every stream task.

@@ -191,7 +191,8 @@ impl SubscriptionSet {
                     }
                 }
                 Err(SubscriptionEnd::Closed) => return Err(SetEnd::Shutdown),
-                Err(SubscriptionEnd::Expired) => return self.restart(shared, i).await,
+                // Boxed: rare, and it would size every waiting session.
+                Err(SubscriptionEnd::Expired) => return Box::pin(self.restart(shared, i)).await,
                 Err(SubscriptionEnd::Store(m)) => return Err(SetEnd::Store(m)),
             }
         }
