@@ -16,7 +16,7 @@ SERVERS = ["herald", "nchan", "pushpin"]
 PEERS = ["nchan", "pushpin"]
 SCENARIOS = {
     "a": "(a) 5,000 SSE subscribers, 1 topic, 300 events as fast as possible",
-    "a8": "(a, 8 in flight) 5,000 SSE subscribers, 1 topic, 3,000 events as fast as possible, 8 publishes in flight",
+    "a8": "(a, 8 in flight) 5,000 SSE subscribers, 1 topic, 1,000 events as fast as possible, 8 publishes in flight",
     "b": "(b) 10,000 SSE subscribers, 100 topics, 1,000 events/s offered for 10 s",
     "c": "(c) publish throughput: 60,000 events, one per request, 16 keep-alive publishers",
     "d": "(d) publishing: 200,000 events, one per request, 64 keep-alive publishers",
