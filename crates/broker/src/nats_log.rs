@@ -536,7 +536,16 @@ impl Inner {
     async fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.stop.notify_one();
-        let _ = self.client.flush().await;
+        // Bounded: while the server is out of reach a flush waits for the
+        // reconnection, and shutting down must not wait for the broker.
+        if tokio::time::timeout(self.opts.timeout, self.client.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "broker out of reach at shutdown: the client's buffered messages were not flushed"
+            );
+        }
     }
 
     fn health(&self) -> Result<(), String> {

@@ -55,3 +55,10 @@ fn nats_sessions_on_another_or_dead_node_are_unknown_and_resume_by_position() {
         cluster::sessions::sessions_answer_cleanly_on_another_node(Kind::Nats);
     }
 }
+
+#[test]
+fn nats_node_stops_on_sigterm_with_the_broker_gone() {
+    if available(Kind::Nats) {
+        cluster::stops_with_the_broker_gone(Kind::Nats);
+    }
+}

@@ -55,3 +55,10 @@ fn redis_sessions_on_another_or_dead_node_are_unknown_and_resume_by_position() {
         cluster::sessions::sessions_answer_cleanly_on_another_node(Kind::Redis);
     }
 }
+
+#[test]
+fn redis_node_stops_on_sigterm_with_the_broker_gone() {
+    if available(Kind::Redis) {
+        cluster::stops_with_the_broker_gone(Kind::Redis);
+    }
+}

@@ -518,3 +518,17 @@ pub fn mixed_run(kind: Kind) {
         sent.uncertain.len()
     );
 }
+
+/// A node whose broker is gone still stops on SIGTERM, cleanly (the NATS
+/// client's final flush used to wait for a reconnection that never came).
+pub fn stops_with_the_broker_gone(kind: Kind) {
+    let _one = one_at_a_time();
+    let mut c = Cluster::start(kind, false);
+    let sent = Mutex::new(Sent::default());
+    assert_eq!(publish(c.nodes[0].addr, "g", "g|0", &sent), 200);
+    c.broker.kill9();
+    for node in &mut c.nodes {
+        // `terminate` fails the test if the node is still running after 20 s.
+        assert!(node.terminate().success());
+    }
+}
