@@ -55,6 +55,9 @@ macro_rules! settings {
 settings! {
     /// Address to listen on (IP:PORT; port 0 picks a free one).
     listen: String = "127.0.0.1:8080".into(), "HERALD_LISTEN";
+    /// Connections the kernel queues before the hub accepts them (a reconnect
+    /// storm overflows a short queue; the kernel caps it at net.core.somaxconn).
+    listen_backlog: u32 = 4096, "HERALD_LISTEN_BACKLOG";
     /// Directory of the embedded durable store.
     data_dir: PathBuf = PathBuf::from("herald-data"), "HERALD_DATA_DIR";
     /// Development mode: anyone may publish and subscribe (never in production).
@@ -258,6 +261,8 @@ impl std::fmt::Display for BadConfig {
 pub struct Config {
     /// Where to listen.
     pub listen: SocketAddr,
+    /// The listening socket's accept queue length.
+    pub listen_backlog: u32,
     /// Where the store lives.
     pub data_dir: PathBuf,
     /// HTTP server options.
@@ -373,6 +378,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
         ("ws_max_message_bytes", s.ws_max_message_bytes),
         ("bosh_max_sessions", s.bosh_max_sessions),
         ("max_connections", s.max_connections),
+        ("listen_backlog", s.listen_backlog as usize),
         ("max_connections_per_address", s.max_connections_per_address),
         ("bosh_inactivity_secs", s.bosh_inactivity_secs as usize),
         ("bayeux_max_sessions", s.bayeux_max_sessions),
@@ -439,6 +445,7 @@ fn validate(s: Settings) -> Result<Config, BadConfig> {
     };
     Ok(Config {
         listen,
+        listen_backlog: s.listen_backlog,
         data_dir: s.data_dir,
         server: ServerOptions {
             dev: s.dev,

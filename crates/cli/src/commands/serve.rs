@@ -92,7 +92,7 @@ async fn serve(config: Config) -> ExitCode {
                 }
             },
         };
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+    let listener = match listen(config.listen, config.listen_backlog) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("herald: cannot listen on {}: {e}", config.listen);
@@ -176,6 +176,21 @@ async fn serve(config: Config) -> ExitCode {
     log.close().await;
     tracing::info!("herald stopped");
     ExitCode::SUCCESS
+}
+
+/// The listening socket, with `backlog` as its accept queue (tokio's own
+/// `bind` fixes it at 1,024, which a reconnect storm overflows).
+fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As tokio's `bind` does: a restarted hub can take its port back at once.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM; a second signal exits at once.
