@@ -88,34 +88,18 @@ impl NatsLog {
         opts: BrokerOptions,
         fanout: Arc<Fanout>,
     ) -> Result<Arc<NatsLog>, BrokerError> {
-        let unreachable = |detail: String| BrokerError::Unreachable {
-            url: crate::redacted(&opts.url),
-            detail,
-        };
-        let (min, max) = (opts.reconnect_min, opts.reconnect_max);
         let link = Arc::new(Link::default());
         let events = link.clone();
-        let connect = async_nats::ConnectOptions::new()
-            .event_callback(move |event| {
-                match event {
-                    async_nats::Event::Disconnected => events.stale.store(true, Ordering::Release),
-                    async_nats::Event::Connected => events.reconnected.notify_one(),
-                    _ => {}
-                }
-                std::future::ready(())
-            })
-            .connection_timeout(opts.timeout)
-            .request_timeout(Some(opts.timeout))
-            .reconnect_delay_callback(move |attempts| {
-                let exp = 1u32 << attempts.min(16) as u32;
-                min.saturating_mul(exp).min(max)
-            })
-            .connect(opts.url.as_str());
-        let client = match tokio::time::timeout(opts.timeout, connect).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Err(_) => return Err(unreachable(format!("no answer within {:?}", opts.timeout))),
-        };
+        let options = connect_options(&opts).event_callback(move |event| {
+            match event {
+                async_nats::Event::Disconnected => events.stale.store(true, Ordering::Release),
+                async_nats::Event::Connected => events.reconnected.notify_one(),
+                _ => {}
+            }
+            std::future::ready(())
+        });
+        let client = connect(&opts, options).await?;
+        let unreachable = unreachable_error(&opts);
         let mut js = jetstream::new(client.clone());
         js.set_timeout(opts.timeout);
         let info = ensure_stream(&js, &opts).await.map_err(&unreachable)?;
@@ -200,6 +184,41 @@ async fn ensure_ids(js: &jetstream::Context, opts: &BrokerOptions) -> Result<Str
             Ok(_) => Ok(name),
             Err(_) => Err(format!("cannot create stream {name}: {create}")),
         },
+    }
+}
+
+/// The connection settings every NATS client of a node shares: the broker
+/// timeout for connecting and for requests, exponential reconnection delays.
+fn connect_options(opts: &BrokerOptions) -> async_nats::ConnectOptions {
+    let (min, max) = (opts.reconnect_min, opts.reconnect_max);
+    async_nats::ConnectOptions::new()
+        .connection_timeout(opts.timeout)
+        .request_timeout(Some(opts.timeout))
+        .reconnect_delay_callback(move |attempts| {
+            let exp = 1u32 << attempts.min(16) as u32;
+            min.saturating_mul(exp).min(max)
+        })
+}
+
+/// The error for a broker that cannot be reached, from what went wrong.
+fn unreachable_error(opts: &BrokerOptions) -> impl Fn(String) -> BrokerError + use<> {
+    let url = crate::redacted(&opts.url);
+    move |detail| BrokerError::Unreachable {
+        url: url.clone(),
+        detail,
+    }
+}
+
+/// Connects with `options`, giving up after the broker timeout.
+async fn connect(
+    opts: &BrokerOptions,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::Client, BrokerError> {
+    let unreachable = unreachable_error(opts);
+    match tokio::time::timeout(opts.timeout, options.connect(opts.url.as_str())).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!("no answer within {:?}", opts.timeout))),
     }
 }
 

@@ -36,24 +36,7 @@ impl NatsRecords {
     /// Connects (its own connection, beside the log's) and creates the
     /// stream if it is missing.
     pub async fn open(opts: &BrokerOptions) -> Result<NatsRecords, BrokerError> {
-        let unreachable = |detail: String| BrokerError::Unreachable {
-            url: crate::redacted(&opts.url),
-            detail,
-        };
-        let (min, max) = (opts.reconnect_min, opts.reconnect_max);
-        let connect = async_nats::ConnectOptions::new()
-            .connection_timeout(opts.timeout)
-            .request_timeout(Some(opts.timeout))
-            .reconnect_delay_callback(move |attempts| {
-                let exp = 1u32 << attempts.min(16) as u32;
-                min.saturating_mul(exp).min(max)
-            })
-            .connect(opts.url.as_str());
-        let client = match tokio::time::timeout(opts.timeout, connect).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Err(_) => return Err(unreachable(format!("no answer within {:?}", opts.timeout))),
-        };
+        let client = super::connect(opts, super::connect_options(opts)).await?;
         let mut js = jetstream::new(client);
         js.set_timeout(opts.timeout);
         let name = format!("{}_webhooks", opts.stream);
@@ -62,7 +45,10 @@ impl NatsRecords {
             name,
             timeout: opts.timeout,
         };
-        records.ensure().await.map_err(unreachable)?;
+        records
+            .ensure()
+            .await
+            .map_err(super::unreachable_error(opts))?;
         Ok(records)
     }
 
