@@ -269,6 +269,15 @@ pub async fn open_webhook_store(
     }
 }
 
+/// The error for a broker that cannot be reached, from what went wrong.
+pub(crate) fn unreachable_error(opts: &BrokerOptions) -> impl Fn(String) -> BrokerError + use<> {
+    let url = redacted(&opts.url);
+    move |detail| BrokerError::Unreachable {
+        url: url.clone(),
+        detail,
+    }
+}
+
 /// `url` with any credentials replaced by `***`, for logs and error messages.
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -99,7 +99,7 @@ impl NatsLog {
             std::future::ready(())
         });
         let client = connect(&opts, options).await?;
-        let unreachable = unreachable_error(&opts);
+        let unreachable = crate::unreachable_error(&opts);
         let mut js = jetstream::new(client.clone());
         js.set_timeout(opts.timeout);
         let info = ensure_stream(&js, &opts).await.map_err(&unreachable)?;
@@ -200,21 +200,12 @@ fn connect_options(opts: &BrokerOptions) -> async_nats::ConnectOptions {
         })
 }
 
-/// The error for a broker that cannot be reached, from what went wrong.
-fn unreachable_error(opts: &BrokerOptions) -> impl Fn(String) -> BrokerError + use<> {
-    let url = crate::redacted(&opts.url);
-    move |detail| BrokerError::Unreachable {
-        url: url.clone(),
-        detail,
-    }
-}
-
 /// Connects with `options`, giving up after the broker timeout.
 async fn connect(
     opts: &BrokerOptions,
     options: async_nats::ConnectOptions,
 ) -> Result<async_nats::Client, BrokerError> {
-    let unreachable = unreachable_error(opts);
+    let unreachable = crate::unreachable_error(opts);
     match tokio::time::timeout(opts.timeout, options.connect(opts.url.as_str())).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(unreachable(e.to_string())),

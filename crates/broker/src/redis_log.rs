@@ -81,10 +81,7 @@ impl RedisLog {
         opts: BrokerOptions,
         fanout: Arc<Fanout>,
     ) -> Result<Arc<RedisLog>, BrokerError> {
-        let unreachable = |detail: String| BrokerError::Unreachable {
-            url: crate::redacted(&opts.url),
-            detail,
-        };
+        let unreachable = crate::unreachable_error(&opts);
         let client =
             redis::Client::open(opts.url.as_str()).map_err(|e| unreachable(e.to_string()))?;
         let conn = connect(&client, &opts, opts.timeout)

@@ -48,7 +48,7 @@ impl NatsRecords {
         records
             .ensure()
             .await
-            .map_err(super::unreachable_error(opts))?;
+            .map_err(crate::unreachable_error(opts))?;
         Ok(records)
     }
 

@@ -79,10 +79,7 @@ pub struct RedisRecords {
 impl RedisRecords {
     /// Connects (its own connection, beside the log's).
     pub async fn open(opts: &BrokerOptions) -> Result<RedisRecords, BrokerError> {
-        let unreachable = |detail: String| BrokerError::Unreachable {
-            url: crate::redacted(&opts.url),
-            detail,
-        };
+        let unreachable = crate::unreachable_error(opts);
         let client =
             redis::Client::open(opts.url.as_str()).map_err(|e| unreachable(e.to_string()))?;
         let conn = connect(&client, opts, opts.timeout)
