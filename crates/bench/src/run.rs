@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -429,20 +429,45 @@ async fn connect_all(
     (handles, connected, started.elapsed().as_secs_f64())
 }
 
-/// Starts the publishers (and, when paced, the ticker that feeds them).
-/// The returned cell receives the time the last publish was answered.
+/// The runtime the publishers (and the ticker that paces them) run on: one
+/// thread of their own, so that "as fast as possible" is not slowed by the
+/// load generator itself. On the subscribers' runtime a publisher's answer
+/// would wait in the same queue as thousands of readers woken by the event
+/// it published, and the next publish behind them. Built on first use, kept
+/// for the life of the process; the subscribers' runtime when it cannot be
+/// built.
+fn publish_runtime() -> tokio::runtime::Handle {
+    static RT: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    let rt = RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-publish")
+            .enable_all()
+            .build()
+            .ok()
+    });
+    match rt {
+        Some(rt) => rt.handle().clone(),
+        None => tokio::runtime::Handle::current(),
+    }
+}
+
+/// Starts the publishers (and, when paced, the ticker that feeds them) on
+/// [`publish_runtime`]. The returned cell receives the time the last publish
+/// was answered.
 pub(crate) fn start_publishing(
     ctx: &Arc<Ctx>,
     addr: SocketAddr,
     seqs: std::ops::Range<u64>,
 ) -> (Vec<JoinHandle<PubResult>>, Arc<AtomicU64>) {
     let plan = &ctx.plan;
+    let rt = publish_runtime();
     let mut senders = Vec::new();
     let mut handles = Vec::new();
     for _ in 0..plan.publishers {
         let (tx, rx) = mpsc::unbounded_channel();
         senders.push(tx);
-        handles.push(tokio::spawn(publisher::run(addr, rx, ctx.clone())));
+        handles.push(rt.spawn(publisher::run(addr, rx, ctx.clone())));
     }
     let route = |seq: u64| plan.publisher_of(seq);
     match plan.period {
@@ -454,7 +479,7 @@ pub(crate) fn start_publishing(
         Some(period) => {
             let ctx2 = ctx.clone();
             let cancel = ctx.cancel.clone();
-            tokio::spawn(async move {
+            rt.spawn(async move {
                 let mut tick = tokio::time::interval(period);
                 for seq in seqs {
                     tokio::select! {
