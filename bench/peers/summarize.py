@@ -21,6 +21,8 @@ SCENARIOS = {
     "c": "(c) publish throughput: 60,000 events, one per request, 16 keep-alive publishers",
     "d": "(d) publishing: 200,000 events, one per request, 64 keep-alive publishers",
     "d-batch": "(d) publishing: 1,000,000 events in batches of 100, 64 keep-alive publishers",
+    "idle-sse": "(c) idle memory: 19,000 SSE connections, 1 topic, held 3 s",
+    "idle-ws": "(c) idle memory: 19,000 WebSocket connections, 1 topic, held 3 s",
     "e": "(e) reconnect storm: 10,000 SSE subscribers, 100 topics, dropped at once, "
          "1,000 events while away, resumed with Last-Event-ID",
 }
@@ -56,7 +58,12 @@ STORM = [
     ("out_of_order", "out of order (total)", "sum"),
     ("storm_not_caught_up", "subscribers not caught up (total)", "sum"),
 ]
-ROWS = {"d": PUBLISHING, "d-batch": PUBLISHING, "e": STORM}
+IDLE = [
+    ("server_rss_kib_per_conn", "RSS KiB / idle connection", "median"),
+    ("connected", "connected", "median"),
+    ("connect_per_sec", "connects/s", "median"),
+]
+ROWS = {"d": PUBLISHING, "d-batch": PUBLISHING, "e": STORM, "idle-sse": IDLE, "idle-ws": IDLE}
 
 
 def fmt(v):

@@ -19,7 +19,8 @@
 //! - `publisher.rs`: keep-alive HTTP/1.1 publishers (hyper's client); topic
 //!   `t` always goes through publisher `t % P`, one event at a time, so each
 //!   topic's order is the sequence order. The body is the raw data, a GRIP
-//!   item (Pushpin) or a Herald JSON batch.
+//!   item (Pushpin) or a Herald JSON batch. Publishers run on a one-thread
+//!   runtime of their own (`run::publish_runtime`), not among the readers.
 //! - `server_stats.rs`: the server's CPU, RSS and write syscalls from /proc,
 //!   added up over its processes (nginx's workers, Pushpin's parts).
 //! - `report.rs`: the table and the JSON line.
