@@ -34,7 +34,9 @@ wrapper=""
 trap '[ -n "$wrapper" ] && kill "$wrapper" 2>/dev/null; true' EXIT
 timeout 300 "$BIN" serve --dev --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/hub.log" 2>&1 &
 wrapper=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+up=""
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && up=1 && break; sleep 0.1; done
+[ -n "$up" ] || { echo "the hub did not start:" >&2; cat "$dir/hub.log" >&2; exit 1; }
 hub=$(pgrep -P "$wrapper" -n) # herald itself, under timeout
 timeout 240 "$BIN" bench --quiet --server-pid "$hub" \
   --sub-url "http://127.0.0.1:$port/sse?topic={topic}" \
